@@ -1,0 +1,98 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""``[agent]`` options of gpu-passthrough-agent's own configuration file."""
+
+import socket
+
+from oslo_config import cfg
+
+GROUP = cfg.OptGroup(
+    'agent',
+    title='GPU passthrough agent',
+    help='Discovery and the publishing loop of gpu-passthrough-agent.')
+
+OPTS = [
+    cfg.StrOpt(
+        'sysfs_root',
+        default='/',
+        help="""
+Directory under which the agent finds ``sys/`` (sysfs). ``/`` on a real
+compute node; point it at a captured tree to inspect another machine or to
+test.
+"""),
+    cfg.ListOpt(
+        'extra_gpu_ids',
+        default=[],
+        help="""
+Extra PCI ``vendor:device`` ids (hex, e.g. ``1bcf:001c``) to count as GPUs
+in addition to display and 3D controllers (PCI classes 0x0300 and 0x0302).
+Add accelerators that report another class (processing accelerators,
+co-processors) and that you pass through whole.
+"""),
+    cfg.StrOpt(
+        'pci_ids_path',
+        help="""
+Path of a ``pci.ids`` database for human-readable device names. Unset: the
+first of the usual system locations found (``/usr/share/misc/pci.ids``,
+``/usr/share/hwdata/pci.ids``); without one, names are the numeric ids.
+"""),
+    cfg.StrOpt(
+        'host',
+        default=socket.gethostname(),
+        sample_default='<hostname>',
+        help="""
+Hypervisor hostname of this compute node as nova reports it (the name of
+its root resource provider in Placement). Change it when nova-compute runs
+with a ``[DEFAULT] host`` different from the system hostname.
+"""),
+    cfg.ListOpt(
+        'publishers',
+        default=['nova_pci', 'placement'],
+        help="""
+Publishers to run after each discovery, by entry point name in the
+``gpu_passthrough_filter.publishers`` namespace: ``nova_pci`` (the nova
+``[pci]`` config file), ``placement`` (host traits), ``json`` (the full
+inventory).
+"""),
+    cfg.IntOpt(
+        'interval',
+        default=300,
+        min=1,
+        help="""
+Seconds between two discoveries in ``gpu-passthrough-agent run``. GPUs
+rarely change while a host runs; lower it only to see driver rebinding
+sooner.
+"""),
+    cfg.FloatOpt(
+        'backoff_initial',
+        default=2.0,
+        min=0.0,
+        help="""
+Seconds to wait before the first retry when Placement is unreachable, times
+out or answers 5xx. Doubles on each failure, with jitter, up to
+``backoff_max``.
+"""),
+    cfg.FloatOpt(
+        'backoff_max',
+        default=300.0,
+        min=0.0,
+        help='Longest wait, in seconds, between two retries of a publish.'),
+]
+
+
+def register_opts(conf):
+    conf.register_group(GROUP)
+    conf.register_opts(OPTS, group=GROUP)
+
+
+def list_opts():
+    return {GROUP: OPTS}

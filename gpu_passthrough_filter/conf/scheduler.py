@@ -1,0 +1,142 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""``[gpu_passthrough]`` options, read by the filter and weigher in nova."""
+
+from oslo_config import cfg
+
+GROUP = cfg.OptGroup(
+    'gpu_passthrough',
+    title='GPU passthrough scheduling',
+    help="""
+Options of the GPUPassthroughFilter and GPUPassthroughWeigher, set in the
+nova.conf of the hosts running nova-scheduler. Flavors override the policy
+defaults with ``gpu_passthrough:*`` extra specs.
+""")
+
+OPTS = [
+    cfg.StrOpt(
+        'default_isolation',
+        default='strict',
+        choices=[
+            ('strict', 'Every GPU given to a guest must sit in an IOMMU '
+                       'group that the guest can own whole.'),
+            ('any', 'Ignore IOMMU isolation; rely on nova alone.'),
+        ],
+        help="""
+IOMMU isolation policy for flavors without ``gpu_passthrough:isolation``.
+
+``strict`` refuses GPUs whose IOMMU group is shared with another endpoint or
+whose isolation is unknown: such a guest would fail to start with "group is
+not viable". Change it to ``any`` only on clouds whose GPUs are known to be
+isolated and that do not run the agent.
+
+Related options:
+
+* ``[gpu_passthrough] untagged_host_policy``
+"""),
+    cfg.StrOpt(
+        'default_numa_affinity',
+        default='preferred',
+        choices=[
+            ('required', 'All GPUs of a guest on one host NUMA node, or the '
+                         'host is rejected.'),
+            ('preferred', 'Prefer hosts and GPU sets on one NUMA node; '
+                          'accept others.'),
+            ('none', 'Ignore the NUMA node of GPUs.'),
+        ],
+        help="""
+NUMA affinity policy for flavors without ``gpu_passthrough:numa_affinity``.
+
+Applies to every GPU guest, also guests without ``hw:numa_nodes``. Set it to
+``required`` where cross-socket GPU traffic is never acceptable.
+"""),
+    cfg.StrOpt(
+        'default_locality',
+        default='any',
+        choices=[
+            ('switch', 'All GPUs of a multi-GPU guest under one PCIe '
+                       'switch (peer-to-peer capable).'),
+            ('numa', 'All GPUs of a multi-GPU guest on one NUMA node.'),
+            ('any', 'No locality requirement; the weigher still prefers '
+                    'better locality.'),
+        ],
+        help="""
+PCIe locality requirement for multi-GPU flavors without
+``gpu_passthrough:locality``. It is a hard requirement: a host that cannot
+give the guest such a GPU set is rejected.
+"""),
+    cfg.StrOpt(
+        'untagged_host_policy',
+        default='unknown',
+        choices=[
+            ('unknown', 'Treat the GPUs of hosts not described by the agent '
+                        'as of unknown isolation: rejected for strict '
+                        'isolation, accepted otherwise.'),
+            ('isolated', 'Trust that every GPU of such hosts is isolated in '
+                         'its own IOMMU group.'),
+        ],
+        help="""
+How to treat hosts whose PCI pools carry none of the agent's tags (the agent
+does not run there, or its nova config file was not loaded).
+
+Keep ``unknown`` unless you are migrating a cloud whose GPUs you know to be
+isolated and the agent is not yet rolled out everywhere.
+"""),
+    cfg.StrOpt(
+        'error_policy',
+        default='fail_closed',
+        choices=[
+            ('fail_closed', 'Reject the host on an unexpected error.'),
+            ('fail_open', 'Pass the host on an unexpected error and let '
+                          'nova decide alone.'),
+        ],
+        help="""
+What the filter does with a host when it meets an internal error or a
+malformed pool (the error is logged with the host and request; the filter
+never raises into nova-scheduler).
+"""),
+    cfg.FloatOpt(
+        'weight_multiplier',
+        default=1.0,
+        help="""
+Multiplier of the GPUPassthroughWeigher's total score, as for nova's own
+weighers: positive values apply the scorers' preferences, 0.0 disables the
+weigher, negative values invert it. The host aggregate metadata key
+``gpu_passthrough_weight_multiplier`` overrides it per aggregate.
+"""),
+    cfg.ListOpt(
+        'scorers',
+        default=['best_fit', 'locality', 'fragmentation', 'gpu_host_reserve'],
+        help="""
+Names of the scorers (entry points of the
+``gpu_passthrough_filter.scorers`` namespace) that the GPUPassthroughWeigher
+sums. Each is weighted by ``[gpu_passthrough] scorer_multipliers``.
+"""),
+    cfg.DictOpt(
+        'scorer_multipliers',
+        default={'best_fit': 1.0, 'locality': 2.0, 'fragmentation': 2.0,
+                 'gpu_host_reserve': 4.0},
+        help="""
+Weight of each scorer inside the GPUPassthroughWeigher, as
+``name:float`` pairs. Scorers not listed weigh 1.0. Each scorer returns a
+value between 0.0 and 1.0, so these set their relative importance.
+"""),
+]
+
+
+def register_opts(conf):
+    conf.register_group(GROUP)
+    conf.register_opts(OPTS, group=GROUP)
+
+
+def list_opts():
+    return {GROUP: OPTS}
