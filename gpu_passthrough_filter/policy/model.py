@@ -1,0 +1,134 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Plain data of the decision core: what a host offers, what a guest asks.
+
+The nova adapters translate ``HostState``/``RequestSpec`` into these types;
+the simulator and the tests build them directly. Pure module: no nova, oslo
+or openstacksdk import.
+"""
+
+import dataclasses
+import enum
+import typing
+
+from gpu_passthrough_filter import tags
+
+
+class Isolation(str, enum.Enum):
+    """``gpu_passthrough:isolation`` extra spec values."""
+    #: Every GPU given must be in an IOMMU group the guest owns whole.
+    STRICT = 'strict'
+    #: IOMMU isolation is not checked.
+    ANY = 'any'
+
+
+class NumaAffinity(str, enum.Enum):
+    """``gpu_passthrough:numa_affinity`` extra spec values."""
+    #: All GPUs of the guest on one host NUMA node, or no placement.
+    REQUIRED = 'required'
+    #: One NUMA node when the host can; otherwise any.
+    PREFERRED = 'preferred'
+    #: NUMA nodes of the GPUs are ignored.
+    NONE = 'none'
+
+
+class Locality(str, enum.Enum):
+    """``gpu_passthrough:locality`` extra spec values (multi-GPU guests)."""
+    #: All GPUs under one PCIe switch (peer-to-peer capable).
+    SWITCH = 'switch'
+    #: All GPUs on one NUMA node.
+    NUMA = 'numa'
+    #: No requirement.
+    ANY = 'any'
+
+
+@dataclasses.dataclass(frozen=True)
+class GPU:
+    """One passthrough GPU of a host, as the scheduler sees it.
+
+    :param address: PCI address, lower-case, e.g. ``"0000:81:00.0"``.
+    :param model: ``"<vendor_id>:<product_id>"`` in lower-case hex.
+    :param numa_node: host NUMA node, or None when unknown.
+    :param iommu_group: IOMMU group identifier, or None when unknown.
+    :param isolation: one of :data:`gpu_passthrough_filter.tags.
+        ISOLATION_VERDICTS`.
+    :param switch: identifier of the PCIe switch above the GPU, or None
+        when it hangs off a root port directly or nothing is known.
+    :param root: identifier of the root port/complex, or None.
+    :param free: False when the GPU is given to a guest (or reserved).
+    """
+    address: str
+    model: str
+    numa_node: typing.Optional[int] = None
+    iommu_group: typing.Optional[str] = None
+    isolation: str = tags.UNKNOWN
+    switch: typing.Optional[str] = None
+    root: typing.Optional[str] = None
+    free: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class HostView:
+    """The GPU-relevant state of one host.
+
+    :param name: host name, for log messages.
+    :param gpus: every passthrough GPU of the host, free or not.
+    :param free_vcpus: vCPUs still free (None: unknown or not limited).
+    :param free_ram_mb: RAM still free in MiB (None: unknown).
+    :param total_vcpus: vCPUs of the host (None: unknown).
+    :param total_ram_mb: RAM of the host in MiB (None: unknown).
+    """
+    name: str
+    gpus: typing.Tuple[GPU, ...] = ()
+    free_vcpus: typing.Optional[float] = None
+    free_ram_mb: typing.Optional[float] = None
+    total_vcpus: typing.Optional[float] = None
+    total_ram_mb: typing.Optional[float] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class GPUDemand:
+    """GPUs of one PCI alias: ``count`` GPUs of any of ``models``.
+
+    :param count: number of GPUs asked for.
+    :param models: accepted models (``"vendor:product"``); empty means any.
+    """
+    count: int
+    models: typing.FrozenSet[str] = frozenset()
+
+
+@dataclasses.dataclass(frozen=True)
+class GPURequest:
+    """What one guest asks for.
+
+    :param demands: one entry per PCI alias of the flavor; empty for a
+        guest without GPUs.
+    :param isolation: IOMMU isolation policy.
+    :param numa_affinity: NUMA policy for the GPUs.
+    :param locality: PCIe locality requirement for multi-GPU guests.
+    :param vcpus: vCPUs of the guest.
+    :param ram_mb: RAM of the guest in MiB.
+    """
+    demands: typing.Tuple[GPUDemand, ...] = ()
+    isolation: Isolation = Isolation.STRICT
+    numa_affinity: NumaAffinity = NumaAffinity.PREFERRED
+    locality: Locality = Locality.ANY
+    vcpus: float = 0
+    ram_mb: float = 0
+
+    @property
+    def gpu_count(self):
+        return sum(demand.count for demand in self.demands)
+
+    @property
+    def wants_gpus(self):
+        return self.gpu_count > 0
