@@ -25,6 +25,7 @@ import gpu_passthrough_filter
 #: Modules providing sub-commands, in the order ``--help`` lists them.
 SUBCOMMAND_MODULES = (
     'gpu_passthrough_filter.cmd.discover',
+    'gpu_passthrough_filter.cmd.nova_conf',
 )
 
 

@@ -1,0 +1,111 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""``gpu-passthrough-agent nova-conf enable|disable``.
+
+Turns GPUPassthroughFilter (and, unless ``--no-weigher``, the weigher) on or
+off in the nova.conf of the hosts that run nova-scheduler, in place and
+idempotently: running it twice changes the file once. The edit logic lives
+in :mod:`gpu_passthrough_filter.novaconf`.
+
+Exit status: 0 on success (changed or not), 1 when the file cannot be
+read, parsed or written, or nova's defaults are needed but nova is not
+installed.
+"""
+
+import difflib
+import sys
+
+from gpu_passthrough_filter import novaconf
+
+DEFAULT_CONFIG_FILE = '/etc/nova/nova.conf'
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        'nova-conf',
+        help="Turn the scheduler plugins on or off in a nova.conf.",
+        description="Edit [filter_scheduler] available_filters, "
+                    "enabled_filters and weight_classes of a nova.conf in "
+                    "place, keeping comments, other sections and nova's "
+                    "defaults. Run it where nova-scheduler runs, then "
+                    "restart nova-scheduler.")
+    actions = parser.add_subparsers(dest='action', metavar='ACTION')
+    actions.required = True
+    enable = actions.add_parser(
+        'enable', help='List the filter (and the weigher) in nova.conf.')
+    enable.add_argument(
+        '--weigher', dest='weigher', action='store_true', default=True,
+        help='Also list GPUPassthroughWeigher in weight_classes (default).')
+    enable.add_argument(
+        '--no-weigher', dest='weigher', action='store_false',
+        help='Leave the weigher out, removing it if it is listed.')
+    enable.set_defaults(func=run, enable=True)
+    disable = actions.add_parser(
+        'disable', help='Remove the filter and the weigher from nova.conf.')
+    disable.set_defaults(func=run, enable=False, weigher=False)
+    for sub in (enable, disable):
+        sub.add_argument(
+            '--config-file', default=DEFAULT_CONFIG_FILE,
+            help='The nova.conf to edit (default: %(default)s).')
+        sub.add_argument(
+            '--dry-run', action='store_true',
+            help='Print the change as a unified diff; write nothing.')
+    return parser
+
+
+def _defaults_or_none():
+    try:
+        return novaconf.nova_defaults()
+    except ImportError:
+        return None
+
+
+def run(args, out=None, err=None):
+    """Apply the edit asked for by the parsed ``args``.
+
+    :param args: the argparse namespace (``config_file``, ``enable``,
+        ``weigher``, ``dry_run``).
+    :param out: stream for the report; standard output by default.
+    :param err: stream for errors; standard error by default.
+    :returns: the exit status.
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    defaults = _defaults_or_none()
+    if defaults is None:
+        err.write('nova is not installed here: cannot read its default '
+                  'scheduler options. Run this where nova-scheduler runs.\n')
+        return 1
+    try:
+        with open(args.config_file) as f:
+            before = f.read()
+        result = novaconf.configure(before, defaults,
+                                    enable_filter=args.enable,
+                                    enable_weigher=args.weigher)
+    except (OSError, novaconf.IniParseError) as e:
+        err.write('%s: %s\n' % (args.config_file, e))
+        return 1
+    if args.dry_run:
+        out.writelines(difflib.unified_diff(
+            before.splitlines(keepends=True),
+            result.text.splitlines(keepends=True),
+            args.config_file, args.config_file + ' (edited)'))
+        return 0
+    if result.changes:
+        try:
+            novaconf.write_atomically(args.config_file, result.text)
+        except OSError as e:
+            err.write('%s: %s\n' % (args.config_file, e))
+            return 1
+    for change in result.changes or ['unchanged']:
+        out.write('%s: %s\n' % (args.config_file, change))
+    return 0
