@@ -237,7 +237,7 @@ class PluginPhasesTest(base.BaseTestCase):
         with open(self.record) as f:
             self.assertIn('die\t', f.read())
 
-    def test_post_config_without_nova_pci_publisher_skips_pre_start_publish(self):
+    def test_post_config_without_nova_pci_publisher_no_pre_start_publish(self):
         calls = self.source('stack', 'post-config', services=COMPUTE,
                             GPU_PASSTHROUGH_AGENT_PUBLISHERS='placement')
         self.assertEqual([], self.agent_calls(calls))
