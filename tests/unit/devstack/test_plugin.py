@@ -221,11 +221,11 @@ class PluginPhasesTest(base.BaseTestCase):
     def test_post_config_fake_gpus(self):
         calls = self.source('stack', 'post-config', services=COMPUTE,
                             GPU_PASSTHROUGH_FAKE_GPUS='True',
-                            GPU_PASSTHROUGH_FAKE_TOPOLOGY='dgx-a100')
+                            GPU_PASSTHROUGH_FAKE_TOPOLOGY='dgx_a100_partial')
         fake_root = os.path.join(self.data_dir, 'fake-sysfs')
         self.assertEqual(
             [('-m', 'gpu_passthrough_filter.testing.fake_sysfs',
-              '--topology', 'dgx-a100', '--output', fake_root)],
+              '--topology', 'dgx_a100_partial', '--output', fake_root)],
             self.named(calls, 'python3'))
         self.assertIn((self.agent_conf, 'agent', 'sysfs_root', fake_root),
                       self.named(calls, 'iniset'))
