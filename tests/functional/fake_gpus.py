@@ -119,6 +119,33 @@ class FakeGPU:
                 int(parts['function']))
 
 
+#: PCI addresses of the eight GPUs of an 8-GPU HGX baseboard host as DGX H100
+#: systems enumerate them, NUMA node 0 first.
+HGX_ADDRESSES = ('0000:18:00.0', '0000:2a:00.0', '0000:3a:00.0',
+                 '0000:5d:00.0', '0000:9a:00.0', '0000:ab:00.0',
+                 '0000:ba:00.0', '0000:db:00.0')
+
+
+def eight_gpu_host(model=H100):
+    """Eight isolated GPUs, two per PCIe switch, four per NUMA node.
+
+    The shape the scheduler's tests name "8-GPU host with 4 switches over 2
+    NUMA nodes". Addresses are :data:`HGX_ADDRESSES`; each switch is named
+    after a made-up upstream port on the GPUs' bus range (``0000:17:00.0``
+    above the first two GPUs, ...): the values only have to be distinct.
+
+    :param model: the GPUs' :class:`GPUModel`.
+    :returns: a list of eight :class:`FakeGPU`.
+    """
+    gpus = []
+    for index, address in enumerate(HGX_ADDRESSES):
+        first_of_pair = HGX_ADDRESSES[index - index % 2]
+        switch = '0000:%02x:00.0' % (int(first_of_pair[5:7], 16) - 1)
+        gpus.append(FakeGPU(address, numa_node=index // 4, switch=switch,
+                            model=model))
+    return gpus
+
+
 def assign_iommu_groups(gpus, first_group=100):
     """Give every GPU without an IOMMU group a group of its own.
 

@@ -15,6 +15,10 @@ Each test starts real nova services (a few seconds each), so each proves
 several things about the harness at once.
 """
 
+import json
+
+import testtools
+
 from gpu_passthrough_filter import tags
 from tests.functional import base
 from tests.functional import fake_gpus
@@ -49,6 +53,8 @@ class HarnessTest(base.GPUServersTestBase):
                       if "doesn't have the required PCI devices" in line]
         self.assertEqual(1, len(rejections), log.output)
         self.assertIn('(host1, host1)', rejections[0])
+        # The only H100 is taken now.
+        self.boot_server_expecting_no_valid_host(flavor)
 
     def test_device_spec_tags_reach_the_scheduler_pools(self):
         """Each host's own tags arrive, one pool per GPU address."""
@@ -142,3 +148,44 @@ class HarnessPCIInPlacementTest(base.GPUServersTestBase):
                 allocations[providers[address]]['resources'])
             addresses.append(address)
         self.assertEqual(['0000:81:00.0', '0000:c1:00.0'], sorted(addresses))
+
+
+class FakeGPUsTest(testtools.TestCase):
+    """The declarative side, without nova (fast)."""
+
+    def test_eight_gpu_host_shape(self):
+        gpus = fake_gpus.eight_gpu_host()
+        self.assertEqual(8, len({gpu.address for gpu in gpus}))
+        by_switch = {}
+        for gpu in gpus:
+            by_switch.setdefault(gpu.switch, set()).add(gpu.numa_node)
+        self.assertEqual(4, len(by_switch))
+        self.assertEqual([{0}, {0}, {1}, {1}],
+                         sorted(by_switch.values(), key=min))
+        self.assertEqual([4, 4], [sum(gpu.numa_node == node for gpu in gpus)
+                                  for node in (0, 1)])
+
+    def test_shared_group_is_derived_from_the_host(self):
+        gpus = fake_gpus.assign_iommu_groups([
+            FakeGPU('0000:81:00.0', iommu_group=7),
+            FakeGPU('0000:82:00.0', iommu_group=7),
+            FakeGPU('0000:83:00.0',
+                    spec_extra={tags.SWITCH: None, 'traits': 'CUSTOM_X'}),
+        ])
+        specs = [json.loads(spec)
+                 for spec in fake_gpus.host_device_specs(gpus)]
+        self.assertEqual(
+            [(tags.SHARED, '2'), (tags.SHARED, '2'), (tags.ISOLATED, '1')],
+            [(spec[tags.ISOLATION], spec[tags.GROUP_GPUS])
+             for spec in specs])
+        self.assertEqual('100', specs[2][tags.IOMMU_GROUP])
+        self.assertNotIn(tags.SWITCH, specs[2])
+        self.assertEqual('CUSTOM_X', specs[2]['traits'])
+        untagged = json.loads(fake_gpus.host_device_specs(
+            gpus, tagged=False)[0])
+        self.assertEqual({'vendor_id': '10de', 'product_id': '2330',
+                          'address': '0000:81:00.0'}, untagged)
+
+    def test_bad_address_is_refused(self):
+        self.assertRaises(ValueError, FakeGPU, '0000:81:00')
+        self.assertRaises(ValueError, FakeGPU, '0001:81:00.0')
