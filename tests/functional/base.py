@@ -78,8 +78,10 @@ class GPUServersTestBase(base.ServersTestBase):
       :attr:`~tests.functional.fake_gpus.GPUModel.alias`).
     * ``PCI_IN_PLACEMENT``: start with ``[pci] report_in_placement`` and
       ``[filter_scheduler] pci_in_placement`` on.
-    * ``EXTRA_FILTERS``: filter class names enabled after nova's defaults
-      and :data:`GPU_FILTERS`.
+    * ``GPU_FILTERS``: nova filters enabled after nova's defaults
+      (default: :data:`GPU_FILTERS`).
+    * ``EXTRA_FILTERS``: filter class names enabled after those, e.g.
+      ``('GPUPassthroughFilter',)``.
     * ``EXTRA_AVAILABLE_FILTERS``: filter collections (dotted paths) loaded
       besides nova's, e.g. :data:`PROJECT_ALL_FILTERS`.
     * ``WEIGHT_CLASSES``: ``[filter_scheduler] weight_classes``; ``None``
@@ -91,6 +93,7 @@ class GPUServersTestBase(base.ServersTestBase):
 
     GPU_MODELS = (fake_gpus.H100, fake_gpus.A100, fake_gpus.L40S)
     PCI_IN_PLACEMENT = False
+    GPU_FILTERS = GPU_FILTERS
     EXTRA_FILTERS = ()
     EXTRA_AVAILABLE_FILTERS = ()
     WEIGHT_CLASSES = None
@@ -137,7 +140,7 @@ class GPUServersTestBase(base.ServersTestBase):
 
     def _set_scheduler_flags(self, extra_filters, extra_available_filters,
                              weight_classes):
-        enabled = list(NOVA_DEFAULT_FILTERS) + list(GPU_FILTERS)
+        enabled = list(NOVA_DEFAULT_FILTERS) + list(self.GPU_FILTERS)
         enabled += [name for name in extra_filters if name not in enabled]
         self.flags(enabled_filters=enabled,
                    available_filters=[NOVA_ALL_FILTERS] + list(
@@ -155,7 +158,7 @@ class GPUServersTestBase(base.ServersTestBase):
         builds a new one, as a scheduler restart would.
 
         :param extra_filters: filter class names enabled after nova's
-            defaults and :data:`GPU_FILTERS`.
+            defaults and the class's ``GPU_FILTERS``.
         :param extra_available_filters: filter collections (dotted paths)
             loaded besides nova's ``all_filters``.
         :param weight_classes: the ``weight_classes`` list; ``None`` keeps
