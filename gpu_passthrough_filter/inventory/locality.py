@@ -1,0 +1,165 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Where a GPU sits: PCIe switch, root port, root complex, NUMA node.
+
+The PCIe path of a function is the chain of directories of its sysfs
+realpath: ``pci0000:17`` (the host bridge, i.e. the root complex), then the
+root port ``0000:17:00.0``, then for a GPU behind a switch the switch's
+upstream port ``0000:18:00.0`` and one of its downstream ports
+``0000:19:08.0``. Below a root port, bridges alternate upstream port,
+downstream port, upstream port (a cascaded switch), ...; the switch of a
+GPU is the one whose downstream port it hangs from, named by its upstream
+port's address (:data:`gpu_passthrough_filter.tags.SWITCH`).
+
+Pure module: no nova, oslo or openstacksdk import.
+"""
+
+import enum
+
+
+class Locality(enum.IntEnum):
+    """How close two GPUs are; lower is closer (faster peer-to-peer)."""
+    #: Under one PCIe switch: P2P traffic stays in the switch.
+    SAME_SWITCH = 0
+    #: Same root complex (host bridge), different or no switches.
+    SAME_ROOT = 1
+    #: Same NUMA node, different root complexes.
+    SAME_NUMA = 2
+    #: Different NUMA nodes, or a NUMA node is unknown: traffic may cross
+    #: the inter-socket link, and nothing better can be proven.
+    CROSS_NUMA = 3
+
+
+def parse_cpulist(text):
+    """``"0-7,16-23"`` -> sorted CPU numbers.
+
+    :param text: a sysfs cpulist; empty means no CPU.
+    :raises ValueError: the text is not a cpulist.
+    """
+    cpus = set()
+    for part in text.strip().split(','):
+        if not part:
+            continue
+        first, sep, last = part.partition('-')
+        start = int(first)
+        end = int(last) if sep else start
+        if start < 0 or end < start:
+            raise ValueError('bad cpulist range %r' % part)
+        cpus.update(range(start, end + 1))
+    return sorted(cpus)
+
+
+def derive_numa_node(numa_node, local_cpus, numa_nodes):
+    """The NUMA node of a device, from ``local_cpulist`` if need be.
+
+    Firmware often leaves ``numa_node`` at ``-1`` (read as None) while
+    ``local_cpulist`` still names the socket's CPUs; when those CPUs all
+    belong to exactly one node, that node is the answer. A device local to
+    every CPU tells nothing, so it stays unknown.
+
+    :param numa_node: the node sysfs gave, None for ``-1``.
+    :param local_cpus: CPUs from ``local_cpulist``, or None.
+    :param numa_nodes: the host's :class:`~.model.NumaNode` list.
+    :returns: a node id or None.
+    """
+    if numa_node is not None:
+        return numa_node
+    if not local_cpus:
+        return None
+    local = set(local_cpus)
+    touched = [node.id for node in numa_nodes if local & set(node.cpus)]
+    return touched[0] if len(touched) == 1 else None
+
+
+def is_host_bridge_dir(name):
+    """True for ``pci<domain>:<bus>`` sysfs directories (root complexes)."""
+    return name.startswith('pci')
+
+
+def root_complex(parents):
+    """Host bridge directory of a PCIe path, or None.
+
+    The last one is taken: behind an Intel VMD the path holds a second
+    domain's host bridge, and that one is the device's real root.
+
+    :param parents: the path, as :attr:`PciFunction.parents`.
+    """
+    for name in reversed(parents):
+        if is_host_bridge_dir(name):
+            return name
+    return None
+
+
+def _below_root(parents):
+    """The PCI functions of the path after its (last) host bridge."""
+    for index in range(len(parents) - 1, -1, -1):
+        if is_host_bridge_dir(parents[index]):
+            return parents[index + 1:]
+    return list(parents)
+
+
+def root_port(parents):
+    """Address of the root port above a device, or None (root bus).
+
+    :param parents: the path, as :attr:`PciFunction.parents`.
+    """
+    below = _below_root(parents)
+    return below[0] if below else None
+
+
+def switch_upstream_port(parents):
+    """Upstream port of the PCIe switch right above a device, or None.
+
+    Below the root port the bridges alternate upstream port, downstream
+    port, upstream port, ...; the nearest upstream port at an even
+    position is the switch the device sits in (for a device on a switch's
+    internal bus, right below the upstream port, it is that port).
+
+    :param parents: the path, as :attr:`PciFunction.parents`.
+    """
+    switch_ports = _below_root(parents)[1:]
+    if not switch_ports:
+        return None
+    return switch_ports[(len(switch_ports) - 1) // 2 * 2]
+
+
+def pair_locality(gpu_a, gpu_b):
+    """How close two GPUs are, as a :class:`Locality`.
+
+    Rule: same switch beats same root complex beats same NUMA node; any
+    unknown that could hide a cross-socket path counts as cross-NUMA.
+
+    :param gpu_a: a :class:`~.model.GPU`.
+    :param gpu_b: another one.
+    """
+    if gpu_a.switch is not None and gpu_a.switch == gpu_b.switch:
+        return Locality.SAME_SWITCH
+    if gpu_a.root_complex is not None and \
+            gpu_a.root_complex == gpu_b.root_complex:
+        return Locality.SAME_ROOT
+    if gpu_a.numa_node is not None and gpu_a.numa_node == gpu_b.numa_node:
+        return Locality.SAME_NUMA
+    return Locality.CROSS_NUMA
+
+
+def switch_groups(gpus):
+    """GPUs by switch: upstream port address -> sorted GPU addresses.
+
+    GPUs directly under a root port are left out.
+
+    :param gpus: :class:`~.model.GPU` objects.
+    """
+    groups = {}
+    for gpu in gpus:
+        if gpu.switch is not None:
+            groups.setdefault(gpu.switch, []).append(gpu.address)
+    return {switch: sorted(members) for switch, members in groups.items()}
