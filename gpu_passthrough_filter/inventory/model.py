@@ -350,9 +350,15 @@ def _decode_dataclass(value, cls, where):
     return cls(**kwargs)
 
 
+#: How a type is named in error messages.
+_TYPE_NAMES = {int: 'an integer', str: 'a string', bool: 'a boolean',
+               list: 'a list', dict: 'an object'}
+
+
 def _expect(value, expected_type, where):
     if not isinstance(value, expected_type):
-        _fail(where, 'a %s' % expected_type.__name__, value)
+        _fail(where, _TYPE_NAMES.get(expected_type, expected_type.__name__),
+              value)
 
 
 def _fail(where, expected, value):

@@ -1,0 +1,133 @@
+
+"""PCIe switch/root detection, NUMA derivation and pair locality."""
+
+from oslotest import base
+
+from gpu_passthrough_filter.inventory import locality
+from gpu_passthrough_filter.inventory import model
+
+# Paths as the reader builds them from realpaths.
+DIRECT = ['pci0000:00', '0000:00:01.0']
+ONE_SWITCH = ['pci0000:17', '0000:17:00.0', '0000:18:00.0', '0000:19:08.0']
+CASCADED = ['pci0000:40', '0000:40:01.1', '0000:41:00.0', '0000:42:00.0',
+            '0000:43:00.0', '0000:44:10.0']
+ON_UPSTREAM_BUS = ['pci0000:17', '0000:17:00.0', '0000:18:00.0']
+VMD = ['pci0000:00', '0000:00:0e.0', 'pci10000:00', '10000:00:02.0']
+
+
+class PathTest(base.BaseTestCase):
+
+    def test_gpu_on_root_port_has_no_switch(self):
+        self.assertIsNone(locality.switch_upstream_port(DIRECT))
+        self.assertEqual('0000:00:01.0', locality.root_port(DIRECT))
+        self.assertEqual('pci0000:00', locality.root_complex(DIRECT))
+
+    def test_switch_is_named_by_its_upstream_port(self):
+        self.assertEqual('0000:18:00.0',
+                         locality.switch_upstream_port(ONE_SWITCH))
+        self.assertEqual('0000:17:00.0', locality.root_port(ONE_SWITCH))
+
+    def test_cascaded_switches_give_the_nearest(self):
+        self.assertEqual('0000:43:00.0',
+                         locality.switch_upstream_port(CASCADED))
+        self.assertEqual('0000:40:01.1', locality.root_port(CASCADED))
+
+    def test_function_on_switch_internal_bus(self):
+        self.assertEqual('0000:18:00.0',
+                         locality.switch_upstream_port(ON_UPSTREAM_BUS))
+
+    def test_root_bus_device(self):
+        path = ['pci0000:00']
+        self.assertIsNone(locality.root_port(path))
+        self.assertIsNone(locality.switch_upstream_port(path))
+        self.assertEqual('pci0000:00', locality.root_complex(path))
+
+    def test_vmd_domain_is_the_root(self):
+        self.assertEqual('pci10000:00', locality.root_complex(VMD))
+        self.assertEqual('10000:00:02.0', locality.root_port(VMD))
+        self.assertIsNone(locality.switch_upstream_port(VMD))
+
+
+class CpulistTest(base.BaseTestCase):
+
+    def test_ranges_and_singles(self):
+        self.assertEqual([0, 1, 2, 5, 8, 9],
+                         locality.parse_cpulist('0-2,5,8-9\n'))
+
+    def test_empty(self):
+        self.assertEqual([], locality.parse_cpulist(''))
+
+    def test_garbage(self):
+        for text in ('a-b', '3-1', '1,,x', '-1'):
+            self.assertRaises(ValueError, locality.parse_cpulist, text)
+
+
+TWO_NODES = [model.NumaNode(0, [0, 1, 2, 3]), model.NumaNode(1, [4, 5, 6, 7])]
+
+
+class DeriveNumaTest(base.BaseTestCase):
+
+    def test_sysfs_value_wins(self):
+        self.assertEqual(
+            0, locality.derive_numa_node(0, [4, 5], TWO_NODES))
+
+    def test_minus_one_derived_from_cpus_of_one_node(self):
+        self.assertEqual(
+            1, locality.derive_numa_node(None, [4, 5, 6, 7], TWO_NODES))
+
+    def test_cpus_of_two_nodes_stay_unknown(self):
+        self.assertIsNone(locality.derive_numa_node(
+            None, list(range(8)), TWO_NODES))
+
+    def test_no_cpus_stay_unknown(self):
+        self.assertIsNone(locality.derive_numa_node(None, None, TWO_NODES))
+        self.assertIsNone(locality.derive_numa_node(None, [], TWO_NODES))
+
+    def test_no_numa_nodes_stay_unknown(self):
+        self.assertIsNone(locality.derive_numa_node(None, [0], []))
+
+
+def gpu(address, switch=None, root='pci0000:00', numa=0):
+    return model.GPU(address=address, switch=switch, root_complex=root,
+                     numa_node=numa)
+
+
+class PairLocalityTest(base.BaseTestCase):
+    """Closer pairs get lower levels."""
+
+    CASES = [
+        # (a, b, expected, why)
+        (gpu('a', '0000:18:00.0', 'pci0000:17'),
+         gpu('b', '0000:18:00.0', 'pci0000:17'),
+         locality.Locality.SAME_SWITCH, 'one switch'),
+        (gpu('a', '0000:18:00.0', 'pci0000:17'),
+         gpu('b', '0000:1f:00.0', 'pci0000:17'),
+         locality.Locality.SAME_ROOT, 'two switches, one root complex'),
+        (gpu('a', None, 'pci0000:17'), gpu('b', None, 'pci0000:17'),
+         locality.Locality.SAME_ROOT, 'no switch is not a shared switch'),
+        (gpu('a', None, 'pci0000:17'), gpu('b', None, 'pci0000:3a'),
+         locality.Locality.SAME_NUMA, 'two roots of one socket'),
+        (gpu('a', None, 'pci0000:17', 0), gpu('b', None, 'pci0000:ae', 1),
+         locality.Locality.CROSS_NUMA, 'two sockets'),
+        (gpu('a', None, 'pci0000:17', None),
+         gpu('b', None, 'pci0000:ae', None),
+         locality.Locality.CROSS_NUMA, 'unknown NUMA is not proven close'),
+    ]
+
+    def test_table(self):
+        for gpu_a, gpu_b, expected, why in self.CASES:
+            self.assertEqual(expected, locality.pair_locality(gpu_a, gpu_b),
+                             why)
+            self.assertEqual(expected, locality.pair_locality(gpu_b, gpu_a),
+                             why + ' (symmetric)')
+
+    def test_order(self):
+        levels = locality.Locality
+        self.assertLess(levels.SAME_SWITCH, levels.SAME_ROOT)
+        self.assertLess(levels.SAME_ROOT, levels.SAME_NUMA)
+        self.assertLess(levels.SAME_NUMA, levels.CROSS_NUMA)
+
+    def test_switch_groups(self):
+        gpus = [gpu('c', 's1'), gpu('a', 's1'), gpu('b', 's2'), gpu('d')]
+        self.assertEqual({'s1': ['a', 'c'], 's2': ['b']},
+                         locality.switch_groups(gpus))

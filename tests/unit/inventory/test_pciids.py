@@ -1,0 +1,65 @@
+
+"""pci.ids parsing; each test writes its own small database."""
+
+import os
+
+import fixtures
+from oslotest import base
+
+from gpu_passthrough_filter.inventory import pciids
+
+SAMPLE = '''#
+#	List of PCI ID's (test excerpt)
+#
+10de  NVIDIA Corporation
+	2330  GH100 [H100 SXM5 80GB]
+		10de 16c1  H100 SXM5 80GB
+	1e07  TU102 [GeForce RTX 2080 Ti Rev. A]
+1bcf  NEC Corporation
+	001c  Vector Engine 1.0
+8086  Intel Corporation
+	2030  Sky Lake-E PCI Express Root Port A
+C 03  Display controller
+	00  VGA compatible controller
+'''
+
+
+class PciIdsTest(base.BaseTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.path = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                                 'pci.ids')
+        with open(self.path, 'w') as stream:
+            stream.write(SAMPLE)
+
+    def test_names(self):
+        names = pciids.load_pci_ids(self.path)
+        self.assertEqual('NVIDIA Corporation GH100 [H100 SXM5 80GB]',
+                         names.describe('10de', '2330'))
+        self.assertEqual('NEC Corporation', names.vendor_name('1bcf'))
+
+    def test_subsystems_and_classes_are_not_devices(self):
+        names = pciids.load_pci_ids(self.path)
+        self.assertIsNone(names.device_name('10de', '10de'))
+        self.assertNotIn('c 03', names.vendors)
+        self.assertEqual({'10de', '1bcf', '8086'}, set(names.vendors))
+
+    def test_vendor_filter_keeps_only_wanted_devices(self):
+        names = pciids.load_pci_ids(self.path, vendors={'1bcf'})
+        self.assertEqual('Vector Engine 1.0',
+                         names.device_name('1bcf', '001c'))
+        self.assertIsNone(names.device_name('10de', '2330'))
+
+    def test_unknown_device_falls_back_to_ids(self):
+        names = pciids.load_pci_ids(self.path)
+        self.assertEqual('10de:ffff', names.describe('10de', 'ffff'))
+
+    def test_missing_database_gives_ids(self):
+        names = pciids.load_pci_ids(self.path + '.absent')
+        self.assertEqual('10de:2330', names.describe('10de', '2330'))
+
+    def test_find_takes_the_first_existing(self):
+        self.assertEqual(self.path, pciids.find_pci_ids(
+            [self.path + '.absent', self.path]))
+        self.assertIsNone(pciids.find_pci_ids([self.path + '.absent']))

@@ -1,0 +1,35 @@
+
+"""The pure core of the inventory imports no nova, oslo or openstacksdk."""
+
+import ast
+
+from oslotest import base
+
+from gpu_passthrough_filter.inventory import isolation
+from gpu_passthrough_filter.inventory import locality
+from gpu_passthrough_filter.inventory import model
+from gpu_passthrough_filter.inventory import pciids
+from gpu_passthrough_filter.inventory import sysfs
+
+FORBIDDEN = ('nova', 'oslo_config', 'oslo_log', 'oslo_utils', 'openstack',
+             'keystoneauth1')
+
+
+def imported_modules(module):
+    with open(module.__file__) as stream:
+        tree = ast.parse(stream.read())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name
+        elif isinstance(node, ast.ImportFrom):
+            yield node.module
+
+
+class PurityTest(base.BaseTestCase):
+
+    def test_no_service_imports(self):
+        for module in (model, locality, isolation, pciids, sysfs):
+            for name in imported_modules(module):
+                self.assertNotIn(name.split('.')[0], FORBIDDEN,
+                                 module.__name__)
