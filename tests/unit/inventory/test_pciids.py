@@ -1,4 +1,14 @@
-
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
 """pci.ids parsing; each test writes its own small database."""
 
 import os
@@ -8,20 +18,20 @@ from oslotest import base
 
 from gpu_passthrough_filter.inventory import pciids
 
-SAMPLE = '''#
-#	List of PCI ID's (test excerpt)
-#
-10de  NVIDIA Corporation
-	2330  GH100 [H100 SXM5 80GB]
-		10de 16c1  H100 SXM5 80GB
-	1e07  TU102 [GeForce RTX 2080 Ti Rev. A]
-1bcf  NEC Corporation
-	001c  Vector Engine 1.0
-8086  Intel Corporation
-	2030  Sky Lake-E PCI Express Root Port A
-C 03  Display controller
-	00  VGA compatible controller
-'''
+SAMPLE = ''.join(line + '\n' for line in (
+    "#\tList of PCI ID's (test excerpt)",
+    '#',
+    '10de  NVIDIA Corporation',
+    '\t2330  GH100 [H100 SXM5 80GB]',
+    '\t\t10de 16c1  H100 SXM5 80GB',
+    '\t1e07  TU102 [GeForce RTX 2080 Ti Rev. A]',
+    '1bcf  NEC Corporation',
+    '\t001c  Vector Engine 1.0',
+    '8086  Intel Corporation',
+    '\t2030  Sky Lake-E PCI Express Root Port A',
+    'C 03  Display controller',
+    '\t00  VGA compatible controller',
+))
 
 
 class PciIdsTest(base.BaseTestCase):
