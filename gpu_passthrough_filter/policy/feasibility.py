@@ -1,0 +1,606 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Which GPU sets of one host can a request get, and which is best.
+
+Three entry points, all pure functions of plain data:
+
+* :func:`usable_gpus`: the GPUs that the isolation policy allows to give.
+* :func:`find_sets` / :func:`best_set`: build the best sets directly, block
+  by block, never by enumerating combinations. The candidate scopes are
+  every PCIe switch, every NUMA node and the whole host; in each scope the
+  units (IOMMU groups under strict isolation, GPUs otherwise) are taken in
+  best-fit order (:meth:`.HostIndex.units`), and the sets are ranked.
+* :func:`evaluate_set`: check a given set (e.g. a Placement allocation
+  candidate) in O(len(set)) once the :class:`.HostIndex` exists.
+
+Rank of sets (most important first): one NUMA node when the request
+prefers it, fewer stranded GPUs, fewer fully free aligned blocks broken,
+better PCIe locality, tighter fit. :attr:`GPUSet.quality` encodes that
+order as a float so that sets of one host sort by it.
+
+Pure module: no nova, oslo or openstacksdk import.
+"""
+
+import collections
+import dataclasses
+import enum
+import typing
+
+from gpu_passthrough_filter.policy import index as index_mod
+from gpu_passthrough_filter.policy import model
+
+#: How many units the exact search may visit per scope before it gives up
+#: on that scope (the greedy first try succeeds without backtracking for
+#: hosts whose groups are single GPUs; only odd shared-group mixes search).
+_SEARCH_BUDGET = 20000
+
+#: Default number of ranked sets :func:`find_sets` returns.
+DEFAULT_LIMIT = 8
+
+
+class LocalityLevel(enum.IntEnum):
+    """How close the GPUs of a set are to each other (higher is better)."""
+    #: GPUs on different NUMA nodes, or a NUMA node is unknown.
+    CROSS = 0
+    #: All GPUs on one known NUMA node.
+    NUMA = 1
+    #: Two or more GPUs all under one PCIe switch (peer-to-peer capable).
+    SWITCH = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class GPUSet:
+    """One feasible set of GPUs for a request, with the facts that rank it.
+
+    :param addresses: PCI addresses of the GPUs.
+    :param level: :class:`LocalityLevel` of the set.
+    :param numa_node: the one known NUMA node of all GPUs, or None.
+    :param switch: the one switch of all GPUs, or None.
+    :param stranded: free GPUs made unusable by this set (IOMMU group
+        mates left behind; only possible with isolation ``any``).
+    :param broken: GPUs in fully free aligned blocks (switch, NUMA node,
+        host) that the set breaks without taking them whole.
+    :param leftover: free GPUs left in the switches and NUMA nodes the set
+        touches (lower is a tighter fit).
+    :param quality: the rank of the set on its host as a float in
+        [0.0, 1.0], higher is better; comparable only between sets of one
+        host.
+    """
+    addresses: typing.FrozenSet[str]
+    level: LocalityLevel
+    numa_node: typing.Optional[int]
+    switch: typing.Optional[str]
+    stranded: int
+    broken: int
+    leftover: int
+    quality: float
+
+    def __len__(self):
+        return len(self.addresses)
+
+    def sorted_addresses(self):
+        return sorted(self.addresses)
+
+
+@dataclasses.dataclass(frozen=True)
+class Fit:
+    """What :func:`find_sets` found on one host.
+
+    :param ok: True when the host can serve the request (always True for
+        a request without GPUs, with no sets).
+    :param sets: feasible :class:`GPUSet` objects, best first.
+    :param reason: why the host was rejected, with numbers; a short
+        summary when it fits.
+    """
+    ok: bool
+    sets: typing.Tuple[GPUSet, ...] = ()
+    reason: str = ''
+
+    @property
+    def best(self):
+        """The best :class:`GPUSet`, or None."""
+        return self.sets[0] if self.sets else None
+
+    def __bool__(self):
+        return self.ok
+
+
+class SetEvaluation(typing.NamedTuple):
+    """:func:`evaluate_set` result: ``ok, reason, quality = ...``."""
+    ok: bool
+    reason: str
+    #: :attr:`GPUSet.quality` of the set, 0.0 when not ok.
+    quality: float
+
+
+# -- topology scores: pair -> set ------------------------------------------
+
+def pair_score(first, second):
+    """Locality of two GPUs as a :class:`LocalityLevel`.
+
+    Rule: the same known switch is SWITCH, the same known NUMA node is
+    NUMA, anything else (including any unknown value) is CROSS.
+
+    :param first: a :class:`~.model.GPU`.
+    :param second: a :class:`~.model.GPU`.
+    """
+    if first.switch is not None and first.switch == second.switch:
+        return LocalityLevel.SWITCH
+    if first.numa_node is not None and first.numa_node == second.numa_node:
+        return LocalityLevel.NUMA
+    return LocalityLevel.CROSS
+
+
+def set_level(gpus):
+    """Locality of a set of GPUs as a :class:`LocalityLevel`.
+
+    Rule: the weakest pair decides; a single GPU has no peers, so it is
+    NUMA when its NUMA node is known and CROSS otherwise. Computed from
+    the set's switches and NUMA nodes in O(len(gpus)), which equals the
+    minimum of :func:`pair_score` over all pairs.
+
+    :param gpus: an iterable of :class:`~.model.GPU`.
+    """
+    gpus = list(gpus)
+    nodes = {gpu.numa_node for gpu in gpus}
+    one_numa = len(nodes) == 1 and None not in nodes
+    if len(gpus) >= 2:
+        switches = {gpu.switch for gpu in gpus}
+        if len(switches) == 1 and None not in switches:
+            return LocalityLevel.SWITCH
+    return LocalityLevel.NUMA if one_numa else LocalityLevel.CROSS
+
+
+# -- demands -----------------------------------------------------------------
+
+def _demands(request):
+    return tuple(d for d in request.demands if d.count > 0)
+
+
+def _matches(gpu, demand):
+    return not demand.models or gpu.model in demand.models
+
+
+def assignable(models, demands):
+    """Whether GPUs of ``models`` can be shared out among ``demands``.
+
+    Each GPU goes to one demand that accepts its model and no demand gets
+    more than its count. A tiny max-flow (models -> demands), exact for
+    any number of aliases.
+
+    :param models: a mapping model -> number of GPUs of that model.
+    :param demands: a sequence of :class:`~.model.GPUDemand`.
+    :returns: True when every GPU can be assigned.
+    """
+    if len(demands) == 1:
+        # The common case, one alias: no flow needed.
+        demand = demands[0]
+        return (sum(models.values()) <= demand.count and
+                all(_matches_model(m, demand) for m in models))
+    capacity = [d.count for d in demands]
+    flow = {}
+    for gpu_model, count in models.items():
+        for _ in range(count):
+            if not _augment(gpu_model, demands, capacity, flow, set()):
+                return False
+    return True
+
+
+def _matches_model(gpu_model, demand):
+    return not demand.models or gpu_model in demand.models
+
+
+def _augment(gpu_model, demands, capacity, flow, seen):
+    # NOTE: augmenting path search in the bipartite graph of models and
+    # demands; flow[(model, i)] is how many GPUs of model demand i holds.
+    for i, demand in enumerate(demands):
+        if i in seen or (demand.models and gpu_model not in demand.models):
+            continue
+        seen.add(i)
+        if capacity[i] > 0:
+            capacity[i] -= 1
+            flow[(gpu_model, i)] = flow.get((gpu_model, i), 0) + 1
+            return True
+        for (other, j), held in list(flow.items()):
+            if j != i or held == 0 or other == gpu_model:
+                continue
+            if _augment(other, demands, capacity, flow, seen):
+                flow[(other, i)] -= 1
+                flow[(gpu_model, i)] = flow.get((gpu_model, i), 0) + 1
+                return True
+    return False
+
+
+def describe_request(request):
+    """``"4 GPUs of 10de:2330"`` style text for log messages.
+
+    :param request: a :class:`~.model.GPURequest`.
+    """
+    parts = []
+    for demand in _demands(request):
+        models = '|'.join(sorted(demand.models)) or 'any model'
+        plural = 'GPU' if demand.count == 1 else 'GPUs'
+        parts.append('%d %s of %s' % (demand.count, plural, models))
+    return ' + '.join(parts) or 'no GPU'
+
+
+# -- usable GPUs --------------------------------------------------------------
+
+def usable_gpus(host, request):
+    """Free GPUs that may be given to ``request`` under its isolation.
+
+    A GPU whose IOMMU group holds a busy GPU is never usable (VFIO would
+    refuse the group); with strict isolation GPUs of unknown isolation
+    are not usable and shared GPUs are usable as whole groups only (see
+    :func:`find_sets`). Only models some demand accepts are returned.
+
+    :param host: a :class:`~.model.HostView` or :class:`.HostIndex`.
+    :param request: a :class:`~.model.GPURequest`.
+    :returns: a tuple of :class:`~.model.GPU`, sorted by address.
+    """
+    idx = index_mod.as_index(host)
+    demands = _demands(request)
+    return tuple(
+        idx.gpus[address]
+        for address in sorted(idx.usable_for(request.isolation))
+        if not demands or any(_matches(idx.gpus[address], d)
+                              for d in demands))
+
+
+# -- set facts and quality ---------------------------------------------------
+
+def _facts(idx, request, addresses):
+    # Facts of a feasible set; O(len(addresses)).
+    gpus = [idx.gpus[a] for a in addresses]
+    level = set_level(gpus)
+    nodes = {gpu.numa_node for gpu in gpus}
+    switches = {gpu.switch for gpu in gpus}
+    numa_node = nodes.pop() if len(nodes) == 1 else None
+    switch = switches.pop() if len(switches) == 1 else None
+    stranded = _stranded(idx, addresses)
+    broken, leftover = _broken_and_leftover(idx, gpus)
+    one_numa = numa_node is not None
+    numa_penalty = int(
+        request.numa_affinity == model.NumaAffinity.PREFERRED and
+        not one_numa)
+    quality = _quality(idx.total, numa_penalty, stranded, broken, level,
+                       leftover)
+    return GPUSet(frozenset(addresses), level, numa_node, switch, stranded,
+                  broken, leftover, quality)
+
+
+def _stranded(idx, addresses):
+    # Rule: a free, usable GPU whose IOMMU group the set touches but does
+    # not take is lost until the guest leaves.
+    stranded = 0
+    for key in {idx.group_key[a] for a in addresses}:
+        stranded += sum(1 for mate in idx.group_members[key]
+                        if mate not in addresses and mate in idx.usable)
+    return stranded
+
+
+def _broken_and_leftover(idx, gpus):
+    # Rule: a fully free switch, NUMA node or host that the set touches
+    # without taking it whole is "broken" for the size of the block (the
+    # big guests that block could have held); leftover counts free GPUs
+    # remaining in the touched switches and NUMA nodes.
+    per_switch = collections.Counter(
+        gpu.switch for gpu in gpus if gpu.switch is not None)
+    per_numa = collections.Counter(
+        gpu.numa_node for gpu in gpus if gpu.numa_node is not None)
+    broken = leftover = 0
+    for switch, taken in per_switch.items():
+        leftover += idx.switch_free.get(switch, 0) - taken
+        if idx.switch_fully_free(switch) and taken < idx.switch_total[switch]:
+            broken += idx.switch_total[switch]
+    for node, taken in per_numa.items():
+        leftover += idx.numa_free.get(node, 0) - taken
+        if idx.numa_fully_free(node) and taken < idx.numa_total[node]:
+            broken += idx.numa_total[node]
+    if idx.host_fully_free and len(gpus) < idx.total:
+        broken += idx.total
+    return broken, max(leftover, 0)
+
+
+def _quality(total, numa_penalty, stranded, broken, level, leftover):
+    # The rank key as one float: a mixed-radix number of the penalties in
+    # rank order, each below its radix, scaled to [0, 1].
+    n = max(total, 1)
+    digits = ((numa_penalty, 2), (stranded, n + 1), (broken, 3 * n + 1),
+              (LocalityLevel.SWITCH - level, 3), (leftover, 2 * n + 1))
+    penalty = 0
+    largest = 0
+    for value, radix in digits:
+        penalty = penalty * radix + min(max(int(value), 0), radix - 1)
+        largest = largest * radix + radix - 1
+    return 1.0 - float(penalty) / largest
+
+
+def _rank_key(gpu_set):
+    return (-gpu_set.quality, gpu_set.sorted_addresses())
+
+
+# -- policy checks (shared by find_sets and evaluate_set) -------------------
+
+def _locality_required(request):
+    # Locality applies to multi-GPU guests only.
+    if request.gpu_count < 2:
+        return model.Locality.ANY
+    return model.Locality(request.locality)
+
+
+def _policy_violation(request, gpus):
+    """Why ``gpus`` break the NUMA/locality policy, or ''."""
+    nodes = {gpu.numa_node for gpu in gpus}
+    one_numa = len(nodes) == 1 and None not in nodes
+    if request.numa_affinity == model.NumaAffinity.REQUIRED and not one_numa:
+        return 'GPUs on NUMA nodes %s, not one known node' % _show(nodes)
+    locality = _locality_required(request)
+    if locality == model.Locality.NUMA and not one_numa:
+        return 'GPUs on NUMA nodes %s, locality=numa' % _show(nodes)
+    if locality == model.Locality.SWITCH:
+        switches = {gpu.switch for gpu in gpus}
+        if len(switches) != 1 or None in switches:
+            return 'GPUs under switches %s, locality=switch' % _show(switches)
+    return ''
+
+
+def _show(values):
+    return '[%s]' % ', '.join(sorted(str(v) for v in values))
+
+
+# -- evaluate a given set ----------------------------------------------------
+
+def evaluate_set(host, request, addresses):
+    """Check one concrete GPU set against ``request``.
+
+    :param host: a :class:`.HostIndex` (cheap) or a
+        :class:`~.model.HostView` (indexed first).
+    :param request: a :class:`~.model.GPURequest`.
+    :param addresses: iterable of PCI addresses (lower-case).
+    :returns: :class:`SetEvaluation` ``(ok, reason, quality)``; quality
+        equals the :attr:`GPUSet.quality` that :func:`find_sets` would give
+        the same set.
+    """
+    gpu_set, reason = _evaluate(index_mod.as_index(host), request,
+                                addresses)
+    if gpu_set is None:
+        return SetEvaluation(False, reason, 0.0)
+    return SetEvaluation(True, reason, gpu_set.quality)
+
+
+def evaluate_gpu_set(host, request, addresses):
+    """Like :func:`evaluate_set`, returning ``(GPUSet or None, reason)``.
+
+    :param host: a :class:`.HostIndex` or a :class:`~.model.HostView`.
+    :param request: a :class:`~.model.GPURequest`.
+    :param addresses: iterable of PCI addresses (lower-case).
+    """
+    return _evaluate(index_mod.as_index(host), request, addresses)
+
+
+def _evaluate(idx, request, addresses):
+    addresses = list(addresses)
+    unique = frozenset(addresses)
+    reason = _membership_violation(idx, request, addresses, unique)
+    if not reason:
+        reason = _policy_violation(request, [idx.gpus[a] for a in unique])
+    if reason:
+        return None, reason
+    return _facts(idx, request, unique), 'ok'
+
+
+def _membership_violation(idx, request, addresses, unique):
+    demands = _demands(request)
+    need = sum(d.count for d in demands)
+    if len(unique) != len(addresses):
+        return 'an address repeats in %s' % _show(addresses)
+    if len(unique) != need:
+        return 'set has %d GPUs, request needs %d' % (len(unique), need)
+    unknown = [a for a in unique if a not in idx.gpus]
+    if unknown:
+        return 'not GPUs of this host: %s' % _show(unknown)
+    usable = idx.usable_for(request.isolation)
+    refused = [a for a in unique if a not in usable]
+    if refused:
+        return ('not usable under %s isolation (busy, busy group mate or '
+                'isolation not proven): %s' % (
+                    model.Isolation(request.isolation).value,
+                    _show(refused)))
+    if request.isolation == model.Isolation.STRICT:
+        for key in {idx.group_key[a] for a in unique}:
+            missing = [m for m in idx.group_members[key] if m not in unique]
+            if missing:
+                return ('strict isolation needs whole IOMMU groups; group '
+                        '%s also holds %s' % (key[1], _show(missing)))
+    models = collections.Counter(idx.gpus[a].model for a in unique)
+    if not assignable(models, demands):
+        return 'models %s do not match %s' % (
+            _show(models), describe_request(request))
+    return ''
+
+
+# -- build the best sets -----------------------------------------------------
+
+def find_sets(host, request, limit=DEFAULT_LIMIT):
+    """Feasible GPU sets for ``request`` on one host, best first.
+
+    :param host: a :class:`.HostIndex` (results are cached on it) or a
+        :class:`~.model.HostView`.
+    :param request: a :class:`~.model.GPURequest`.
+    :param limit: the most sets to return (at least 1).
+    :returns: a :class:`Fit`.
+    """
+    idx = index_mod.as_index(host)
+    key = ('find_sets', _request_key(request), max(int(limit), 1))
+    return idx.cached(key, lambda: _find_sets(idx, request, key[2]))
+
+
+def best_set(host, request):
+    """The best feasible set only; ``fit.best`` is it (or None).
+
+    :param host: a :class:`.HostIndex` or a :class:`~.model.HostView`.
+    :param request: a :class:`~.model.GPURequest`.
+    :returns: a :class:`Fit` with at most one set.
+    """
+    return find_sets(host, request, limit=1)
+
+
+def _request_key(request):
+    # CPU and RAM do not change which GPU sets fit.
+    return (request.demands, model.Isolation(request.isolation),
+            model.NumaAffinity(request.numa_affinity),
+            model.Locality(request.locality))
+
+
+def _find_sets(idx, request, limit):
+    demands = _demands(request)
+    if not demands:
+        return Fit(True, (), 'no GPU requested')
+    units = tuple(u for u in idx.units(request.isolation)
+                  if all(any(_matches(g, d) for d in demands)
+                         for g in u.gpus))
+    found = {}
+    for scope in _scopes(request, units):
+        chosen = _select(scope, demands)
+        if chosen is None:
+            continue
+        addresses = frozenset(g.address for u in chosen for g in u.gpus)
+        if addresses in found:
+            continue
+        gpus = [idx.gpus[a] for a in addresses]
+        if _policy_violation(request, gpus):
+            continue
+        found[addresses] = _facts(idx, request, addresses)
+    if not found:
+        return Fit(False, (), _rejection(idx, request, units))
+    ranked = tuple(sorted(found.values(), key=_rank_key)[:limit])
+    return Fit(True, ranked, 'fits: %s, best %s' % (
+        describe_request(request), _show(ranked[0].addresses)))
+
+
+def _scopes(request, units):
+    """Unit lists to fill a set from: switches, NUMA nodes, the host."""
+    by_switch = collections.OrderedDict()
+    by_numa = collections.OrderedDict()
+    locality = _locality_required(request)
+    numa_bound = (request.numa_affinity == model.NumaAffinity.REQUIRED or
+                  locality == model.Locality.NUMA)
+    for unit in units:
+        node = unit.numa_node
+        if unit.switch is not None:
+            switch_key = (unit.switch, node if numa_bound else None)
+            by_switch.setdefault(switch_key, []).append(unit)
+        if node is not None:
+            by_numa.setdefault(node, []).append(unit)
+    scopes = list(by_switch.values())
+    if locality != model.Locality.SWITCH:
+        scopes.extend(by_numa.values())
+        if not numa_bound:
+            scopes.append(list(units))
+    return scopes
+
+
+def _select(units, demands):
+    """Units (in order) that together satisfy ``demands`` exactly, or None.
+
+    The first solution of a depth-first search that tries units in the
+    given (best-fit) order: with single-GPU units it is the greedy choice
+    and never backtracks.
+    """
+    need = sum(d.count for d in demands)
+    if sum(u.size for u in units) < need:
+        return None
+    suffix = [0] * (len(units) + 1)
+    for i in range(len(units) - 1, -1, -1):
+        suffix[i] = suffix[i + 1] + units[i].size
+    budget = [_SEARCH_BUDGET]
+    chosen = []
+    models = collections.Counter()
+    if _search(units, demands, need, suffix, 0, chosen, models, budget):
+        return list(chosen)
+    return None
+
+
+def _search(units, demands, need, suffix, start, chosen, models, budget):
+    if need == 0:
+        return True
+    for i in range(start, len(units)):
+        if suffix[i] < need or budget[0] <= 0:
+            return False
+        budget[0] -= 1
+        unit = units[i]
+        if unit.size > need:
+            continue
+        for gpu in unit.gpus:
+            models[gpu.model] += 1
+        if assignable(models, demands):
+            chosen.append(unit)
+            if _search(units, demands, need - unit.size, suffix, i + 1,
+                       chosen, models, budget):
+                return True
+            chosen.pop()
+        for gpu in unit.gpus:
+            models[gpu.model] -= 1
+            if not models[gpu.model]:
+                del models[gpu.model]
+    return False
+
+
+# -- rejection reasons -------------------------------------------------------
+
+def _rejection(idx, request, units):
+    what = describe_request(request)
+    need = request.gpu_count
+    usable = sum(u.size for u in units)
+    free = sum(1 for g in idx.gpus.values() if g.free)
+    shared = sum(u.size for u in units if u.size > 1 or u.strands)
+    isolation = model.Isolation(request.isolation).value
+    if usable < need:
+        return ('needs %s; %d usable under %s isolation (%d free GPUs: '
+                '%d of unknown isolation, %d with a busy IOMMU group '
+                'mate)' % (what, usable, isolation, free,
+                           _count_unknown(idx), free - idx.free))
+    locality = _locality_required(request)
+    if locality == model.Locality.SWITCH:
+        scope_name, largest = 'switch', _largest(units, 'switch')
+    elif (locality == model.Locality.NUMA or
+          request.numa_affinity == model.NumaAffinity.REQUIRED):
+        scope_name, largest = 'NUMA node', _largest(units, 'numa_node')
+    else:
+        scope_name, largest = 'host', usable
+    text = ('needs %s %s; largest usable %s block is %d (%d free GPUs, '
+            '%d in shared groups)' % (
+                what, _scope_phrase(scope_name), scope_name, largest,
+                free, shared))
+    if largest >= need:
+        text += '; no exact combination of whole IOMMU groups'
+    return text
+
+
+def _scope_phrase(scope_name):
+    return {'switch': 'under one switch', 'NUMA node': 'on one NUMA node',
+            'host': 'on this host'}[scope_name]
+
+
+def _largest(units, attribute):
+    sizes = collections.Counter()
+    for unit in units:
+        value = getattr(unit, attribute)
+        if value is not None:
+            sizes[value] += unit.size
+    return max(sizes.values()) if sizes else 0
+
+
+def _count_unknown(idx):
+    return sum(1 for g in idx.gpus.values()
+               if g.free and g.isolation not in index_mod._STRICT_VERDICTS)

@@ -1,0 +1,182 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Host scorers: interchangeable functions with one signature.
+
+Every scorer is ``scorer(index, request, chosen) -> float`` where ``index``
+is the host's :class:`~.index.HostIndex`, ``request`` the
+:class:`~.model.GPURequest` and ``chosen`` the :class:`~.feasibility.GPUSet`
+the filter picked for this host (``None`` for a request without GPUs or a
+host without a feasible set). The result is in [0.0, 1.0], higher is a
+better host. Values are raw and comparable between hosts: nova's weight
+handler normalises the weigher's sum over the candidate hosts, so a scorer
+must not normalise per host. A scorer that has no opinion on a request
+returns the same constant for every host (:data:`NEUTRAL`).
+
+The GPUPassthroughWeigher loads them by name from the stevedore namespace
+:data:`NAMESPACE` (``[gpu_passthrough] scorers``) and sums them, each times
+its ``[gpu_passthrough] scorer_multipliers`` entry.
+
+Pure module: no nova, oslo or openstacksdk import.
+"""
+
+from gpu_passthrough_filter.policy import feasibility
+
+#: Stevedore namespace of the scorers (``setup.cfg`` entry points).
+NAMESPACE = 'gpu_passthrough_filter.scorers'
+
+#: Score of a scorer without an opinion (same for every host).
+NEUTRAL = 0.0
+
+#: Fragmentation loss, in GPUs, that halves the fragmentation score: a
+#: whole 8-GPU host broken for a small guest.
+FRAGMENTATION_SCALE = 8.0
+
+#: Weight of one stranded GPU in the fragmentation loss: a stranded GPU
+#: is lost for the guest's lifetime, a broken block is only smaller.
+STRANDED_WEIGHT = 4.0
+
+#: Penalty per free GPU for a guest without GPUs that strands nothing:
+#: hosts without free GPUs still win ties.
+RESERVE_TOUCH = 0.02
+
+
+def _matching_free(index, request):
+    demands = [d for d in request.demands if d.count > 0]
+    return sum(1 for address in index.usable
+               if any(not d.models or index.gpus[address].model in d.models
+                      for d in demands))
+
+
+def best_fit(index, request, chosen):
+    """Packing: the host left with the fewest matching free GPUs wins.
+
+    Rule: ``1 / (1 + left)`` where ``left`` is the number of free GPUs of
+    the requested models still free after placement (GPUs stranded by the
+    placement count as left: stranding is not packing). 1.0 for a host
+    the guest fills exactly. Neutral for guests without GPUs.
+
+    :param index: the host's :class:`~.index.HostIndex`.
+    :param request: the :class:`~.model.GPURequest`.
+    :param chosen: the :class:`~.feasibility.GPUSet` picked, or None.
+    """
+    if not request.wants_gpus or chosen is None:
+        return NEUTRAL
+    left = max(_matching_free(index, request) - len(chosen), 0)
+    return 1.0 / (1.0 + left)
+
+
+def locality(index, request, chosen):
+    """Quality of the chosen set's PCIe/NUMA locality.
+
+    Rule: for multi-GPU guests one switch 1.0, one NUMA node 0.5, across
+    NUMA nodes 0.0; for a 1-GPU guest 1.0 when the GPU's NUMA node is
+    known, 0.0 otherwise. Neutral for guests without GPUs.
+
+    :param index: the host's :class:`~.index.HostIndex`.
+    :param request: the :class:`~.model.GPURequest`.
+    :param chosen: the :class:`~.feasibility.GPUSet` picked, or None.
+    """
+    if not request.wants_gpus or chosen is None:
+        return NEUTRAL
+    if request.gpu_count < 2:
+        return 1.0 if chosen.numa_node is not None else 0.0
+    return {feasibility.LocalityLevel.SWITCH: 1.0,
+            feasibility.LocalityLevel.NUMA: 0.5,
+            feasibility.LocalityLevel.CROSS: 0.0}[chosen.level]
+
+
+def fragmentation(index, request, chosen):
+    """Keep the largest aligned free blocks whole.
+
+    Rule: the aligned blocks are PCIe switches, NUMA nodes and the host.
+    A placement that touches a fully free block without taking all of it
+    breaks it and loses the block's size (the 2-, 4- and 8-GPU guests it
+    could have held); a block taken whole is a perfect fit and loses
+    nothing; every stranded GPU loses :data:`STRANDED_WEIGHT`. Score
+    ``1 / (1 + loss / FRAGMENTATION_SCALE)``: 1.0 breaks nothing.
+    Neutral for guests without GPUs.
+
+    :param index: the host's :class:`~.index.HostIndex`.
+    :param request: the :class:`~.model.GPURequest`.
+    :param chosen: the :class:`~.feasibility.GPUSet` picked, or None.
+    """
+    if not request.wants_gpus or chosen is None:
+        return NEUTRAL
+    loss = chosen.broken + STRANDED_WEIGHT * chosen.stranded
+    return 1.0 / (1.0 + loss / FRAGMENTATION_SCALE)
+
+
+def gpu_host_reserve(index, request, chosen):
+    """Guests without GPUs keep off hosts with free GPUs.
+
+    Rule: each free GPU needs its share of the host's vCPUs and RAM
+    (host total / number of GPUs). A guest without GPUs that takes more
+    than the spare beyond those shares strands GPUs: ``stranded`` is the
+    number of GPU shares it eats (the worse of CPU and RAM). Score
+    ``1 / (1 + stranded + RESERVE_TOUCH * free GPUs)``; 1.0 for a host
+    without free GPUs. When a host total is unknown the guest's share of
+    the free amount stands in. Neutral (1.0) for guests with GPUs.
+
+    :param index: the host's :class:`~.index.HostIndex`.
+    :param request: the :class:`~.model.GPURequest`.
+    :param chosen: unused (guests without GPUs get no set).
+    """
+    free_gpus = index.free
+    if request.wants_gpus or free_gpus == 0:
+        return 1.0
+    host = index.host
+    stranded = max(
+        _stranded_gpus(request.vcpus, host.free_vcpus, host.total_vcpus,
+                       free_gpus, index.total),
+        _stranded_gpus(request.ram_mb, host.free_ram_mb, host.total_ram_mb,
+                       free_gpus, index.total))
+    return 1.0 / (1.0 + stranded + RESERVE_TOUCH * free_gpus)
+
+
+def _stranded_gpus(wanted, free, total, free_gpus, total_gpus):
+    # GPUs (possibly fractional) whose CPU or RAM share ``wanted`` eats.
+    wanted = max(float(wanted or 0), 0.0)
+    if wanted == 0.0 or free is None:
+        return 0.0
+    free = max(float(free), 0.0)
+    if total is None or float(total) <= 0.0 or total_gpus <= 0:
+        share = 1.0 if free <= 0.0 else min(wanted / free, 1.0)
+        return free_gpus * share
+    per_gpu = float(total) / total_gpus
+    reserved = free_gpus * per_gpu
+    spare = max(free - reserved, 0.0)
+    eaten = min(max(wanted - spare, 0.0), reserved)
+    return eaten / per_gpu
+
+
+#: Every scorer of this module by its entry-point name.
+SCORERS = {
+    'best_fit': best_fit,
+    'locality': locality,
+    'fragmentation': fragmentation,
+    'gpu_host_reserve': gpu_host_reserve,
+}
+
+
+def weighted_sum(index, request, chosen, scorers, multipliers=None):
+    """Sum of ``scorers`` on one host, each times its multiplier.
+
+    :param index: the host's :class:`~.index.HostIndex`.
+    :param request: the :class:`~.model.GPURequest`.
+    :param chosen: the :class:`~.feasibility.GPUSet` picked, or None.
+    :param scorers: a mapping name -> scorer function.
+    :param multipliers: a mapping name -> float; missing names weigh 1.0.
+    """
+    multipliers = multipliers or {}
+    return sum(float(multipliers.get(name, 1.0)) *
+               scorer(index, request, chosen)
+               for name, scorer in scorers.items())
