@@ -114,6 +114,11 @@ class Fit:
         return self.ok
 
 
+#: The empty set: what a request without GPUs gets.
+_NO_GPU_SET = GPUSet(frozenset(), LocalityLevel.CROSS, None, None, 0, 0, 0,
+                     1.0)
+
+
 class SetEvaluation(typing.NamedTuple):
     """:func:`evaluate_set` result: ``ok, reason, quality = ...``."""
     ok: bool
@@ -391,6 +396,10 @@ def evaluate_gpu_set(host, request, addresses):
 def _evaluate(idx, request, addresses):
     addresses = list(addresses)
     unique = frozenset(addresses)
+    if not _demands(request):
+        if unique:
+            return None, 'no GPU requested, set has %d' % len(unique)
+        return _NO_GPU_SET, 'no GPU requested'
     reason = _membership_violation(idx, request, addresses, unique)
     if not reason:
         reason = _policy_violation(request, [idx.gpus[a] for a in unique])

@@ -1,0 +1,384 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""GPU-set feasibility on named host shapes; docstrings name the winner."""
+
+from oslotest import base
+
+from gpu_passthrough_filter.policy import feasibility
+from gpu_passthrough_filter.policy import index
+from gpu_passthrough_filter.policy import model
+from tests.unit.policy import shapes
+from tests.unit.policy.shapes import addr
+
+STRICT = model.Isolation.STRICT
+ANY = model.Isolation.ANY
+REQUIRED = model.NumaAffinity.REQUIRED
+NONE = model.NumaAffinity.NONE
+SWITCH = model.Locality.SWITCH
+NUMA = model.Locality.NUMA
+
+
+def slots(*numbers):
+    return frozenset(addr(n) for n in numbers)
+
+
+class BestSetTest(base.BaseTestCase):
+    """Which set :func:`best_set` picks, shape by shape."""
+
+    def best(self, host, req):
+        fit = feasibility.best_set(host, req)
+        self.assertTrue(fit.ok, fit.reason)
+        self.assertEqual(1, len(fit.sets))
+        return fit.best
+
+    def test_dgx_two_gpus_one_switch(self):
+        """dgx, 2 GPUs: a whole switch (sw0: slots 0-1), SWITCH level."""
+        best = self.best(shapes.dgx_8gpu(), shapes.request(2))
+        self.assertEqual(slots(0, 1), best.addresses)
+        self.assertEqual(feasibility.LocalityLevel.SWITCH, best.level)
+        self.assertEqual(0, best.numa_node)
+
+    def test_dgx_four_gpus_one_numa_node(self):
+        """dgx, 4 GPUs: a whole NUMA node (slots 0-3), not 2+2 across."""
+        best = self.best(shapes.dgx_8gpu(), shapes.request(4))
+        self.assertEqual(slots(0, 1, 2, 3), best.addresses)
+        self.assertEqual(feasibility.LocalityLevel.NUMA, best.level)
+
+    def test_dgx_eight_gpus_whole_host(self):
+        """dgx, 8 GPUs: the whole host, breaking no block."""
+        best = self.best(shapes.dgx_8gpu(), shapes.request(8))
+        self.assertEqual(slots(*range(8)), best.addresses)
+        self.assertEqual(0, best.broken)
+        self.assertEqual(feasibility.LocalityLevel.CROSS, best.level)
+
+    def test_one_gpu_goes_to_the_broken_switch(self):
+        """dgx with slot 4 busy, 1 GPU: slot 5, the rest of broken sw2."""
+        host = shapes.occupy(shapes.dgx_8gpu(), 4)
+        self.assertEqual(slots(5), self.best(host, shapes.request(1))
+                         .addresses)
+
+    def test_two_gpus_fill_the_broken_numa_node(self):
+        """Slots 1+3 win: fill the broken NUMA 0, keep NUMA 1 whole.
+
+        dgx with slots 0 and 2 busy, 2 GPUs, switch not required: not a
+        whole switch of the fully free NUMA 1.
+        """
+        host = shapes.occupy(shapes.dgx_8gpu(), 0, 2)
+        best = self.best(host, shapes.request(2))
+        self.assertEqual(slots(1, 3), best.addresses)
+        self.assertEqual(feasibility.LocalityLevel.NUMA, best.level)
+
+    def test_two_gpus_with_switch_locality_take_the_free_switch(self):
+        """Slots 4-5 (sw2) win for locality=switch on a dgx missing 0 and 2.
+
+        sw2 and sw3 are the only switches with two free GPUs; sw2 comes
+        first.
+        """
+        host = shapes.occupy(shapes.dgx_8gpu(), 0, 2)
+        best = self.best(host, shapes.request(2, locality=SWITCH))
+        self.assertEqual(slots(4, 5), best.addresses)
+
+    def test_dual_socket_two_gpus_same_socket(self):
+        """dual-socket 4-GPU, 2 GPUs: slots 0-1 (NUMA 0), NUMA level."""
+        best = self.best(shapes.dual_socket_4gpu(), shapes.request(2))
+        self.assertEqual(slots(0, 1), best.addresses)
+        self.assertEqual(feasibility.LocalityLevel.NUMA, best.level)
+
+    def test_dual_socket_preferred_numa_falls_back_across(self):
+        """Slots 1+3 across sockets: numa preferred falls back.
+
+        dual-socket with slots 0 and 2 busy has no one-node pair left.
+        """
+        host = shapes.occupy(shapes.dual_socket_4gpu(), 0, 2)
+        best = self.best(host, shapes.request(2))
+        self.assertEqual(slots(1, 3), best.addresses)
+        self.assertEqual(feasibility.LocalityLevel.CROSS, best.level)
+        self.assertIsNone(best.numa_node)
+
+    def test_root_port_host_four_gpus_one_numa(self):
+        """8 GPUs without switches, 4 GPUs: NUMA 0 (slots 0-3)."""
+        best = self.best(shapes.root_port_8gpu(), shapes.request(4))
+        self.assertEqual(slots(0, 1, 2, 3), best.addresses)
+
+    def test_shared_pairs_strict_take_whole_groups(self):
+        """pairs8, 2 GPUs strict: group g0 (slots 0-1), one whole group."""
+        best = self.best(shapes.shared_pairs_8gpu(), shapes.request(2))
+        self.assertEqual(slots(0, 1), best.addresses)
+        self.assertEqual(0, best.stranded)
+
+    def test_shared_pairs_strict_four_gpus(self):
+        """pairs8, 4 GPUs strict: groups g0+g1 (NUMA 0)."""
+        best = self.best(shapes.shared_pairs_8gpu(), shapes.request(4))
+        self.assertEqual(slots(0, 1, 2, 3), best.addresses)
+
+    def test_one_gpu_any_isolation_avoids_half_a_shared_group(self):
+        """An isolated GPU wins over half of a shared group (mixed4, any).
+
+        Taking slot 2 or 3 would strand its group mate.
+        """
+        best = self.best(shapes.mixed_4gpu(),
+                         shapes.request(1, isolation=ANY))
+        self.assertIn(best.addresses, (slots(0), slots(1)))
+        self.assertEqual(0, best.stranded)
+
+    def test_one_gpu_any_isolation_half_group_strands_its_mate(self):
+        """Half of the only shared pair fits (any), stranding one GPU."""
+        best = self.best(shapes.one_shared_pair(),
+                         shapes.request(1, isolation=ANY))
+        self.assertEqual(1, best.stranded)
+
+    def test_two_aliases_are_one_set(self):
+        """Two aliases (2 A100 + 2 H100) on twomodel: one set of 4.
+
+        The set holds two GPUs of each model.
+        """
+        req = model.GPURequest((
+            model.GPUDemand(2, frozenset([shapes.A100])),
+            model.GPUDemand(2, frozenset([shapes.H100]))))
+        best = self.best(shapes.two_model_8gpu(), req)
+        self.assertEqual(4, len(best))
+        models = sorted(shapes.two_model_8gpu().gpus[int(a[5:7], 16) - 0x10]
+                        .model for a in best.addresses)
+        self.assertEqual([shapes.A100] * 2 + [shapes.H100] * 2, models)
+
+    def test_model_filter(self):
+        """twomodel, 2 H100: a whole H100 switch on NUMA 1 (slots 4-5)."""
+        best = self.best(shapes.two_model_8gpu(), shapes.request(2))
+        self.assertEqual(slots(4, 5), best.addresses)
+
+    def test_no_gpu_requested_fits_with_no_set(self):
+        """A request without GPUs fits any host and gets no set."""
+        fit = feasibility.find_sets(shapes.dgx_8gpu(), shapes.request(0))
+        self.assertTrue(fit.ok)
+        self.assertIsNone(fit.best)
+
+
+class RejectionTest(base.BaseTestCase):
+    """Hosts that cannot serve a request, and the reasons given."""
+
+    def reject(self, host, req):
+        fit = feasibility.find_sets(host, req)
+        self.assertFalse(fit.ok)
+        self.assertFalse(fit)
+        self.assertEqual((), fit.sets)
+        return fit.reason
+
+    def test_four_gpus_under_one_switch_on_dgx(self):
+        """dgx, 4 GPUs locality=switch: no switch holds 4; reason says 2."""
+        reason = self.reject(shapes.dgx_8gpu(),
+                             shapes.request(4, locality=SWITCH))
+        self.assertEqual(
+            'needs 4 GPUs of 10de:2330 under one switch; largest usable '
+            'switch block is 2 (8 free GPUs, 0 in shared groups)', reason)
+
+    def test_unknown_isolation_is_refused_under_strict(self):
+        """unknown4, strict: no usable GPU; 4 of unknown isolation."""
+        reason = self.reject(shapes.unknown_4gpu(), shapes.request(1))
+        self.assertIn('0 usable under strict isolation', reason)
+        self.assertIn('4 of unknown isolation', reason)
+
+    def test_unknown_isolation_is_fine_under_any(self):
+        """unknown4, isolation any: 2 GPUs fit."""
+        fit = feasibility.best_set(shapes.unknown_4gpu(),
+                                   shapes.request(2, isolation=ANY))
+        self.assertTrue(fit.ok, fit.reason)
+
+    def test_one_gpu_cannot_take_half_a_group_under_strict(self):
+        """pair host, 1 GPU strict: the shared group holds 2, so no."""
+        reason = self.reject(shapes.one_shared_pair(), shapes.request(1))
+        self.assertIn('no exact combination of whole IOMMU groups', reason)
+
+    def test_busy_group_mate_blocks_the_gpu_under_any(self):
+        """pair host with slot 0 busy, isolation any: slot 1 is blocked."""
+        host = shapes.occupy(shapes.one_shared_pair(), 0)
+        reason = self.reject(host, shapes.request(1, isolation=ANY))
+        self.assertIn('1 with a busy IOMMU group mate', reason)
+
+    def test_numa_required_across_sockets(self):
+        """dual-socket with slots 0 and 2 busy, 2 GPUs numa required."""
+        host = shapes.occupy(shapes.dual_socket_4gpu(), 0, 2)
+        reason = self.reject(host, shapes.request(2, numa=REQUIRED))
+        self.assertIn('on one NUMA node; largest usable NUMA node block is '
+                      '1', reason)
+
+    def test_unknown_numa_cannot_satisfy_required(self):
+        """unknown NUMA node, 1 GPU, numa required: rejected."""
+        host = model.HostView('h', (shapes.gpu(0, None, 'sw0'),))
+        self.reject(host, shapes.request(1, numa=REQUIRED))
+
+    def test_switch_none_is_never_the_same_switch(self):
+        """root-port host, 2 GPUs locality=switch: rejected."""
+        self.reject(shapes.root_port_8gpu(),
+                    shapes.request(2, locality=SWITCH))
+
+    def test_wrong_model(self):
+        """dgx (H100 only), 1 A100: rejected, 0 usable."""
+        reason = self.reject(shapes.dgx_8gpu(),
+                             shapes.request(1, models=[shapes.A100]))
+        self.assertIn('needs 1 GPU of 10de:20b5; 0 usable', reason)
+
+
+class UsableGPUsTest(base.BaseTestCase):
+
+    def addresses(self, host, req):
+        return {g.address for g in feasibility.usable_gpus(host, req)}
+
+    def test_strict_excludes_unknown_and_busy_groups(self):
+        """Busy slot 2 blocks its group mate slot 3; unknown refused."""
+        host = model.HostView('h', (
+            shapes.gpu(0, 0, 'sw0'),
+            shapes.gpu(1, 0, 'sw0', isolation='unknown'),
+            shapes.gpu(2, 1, 'sw1', group='gp', isolation='shared',
+                       free=False),
+            shapes.gpu(3, 1, 'sw1', group='gp', isolation='shared'),
+            shapes.gpu(4, 1, 'sw1', group='gq', isolation='shared'),
+            shapes.gpu(5, 1, 'sw1', group='gq', isolation='shared'),
+        ))
+        self.assertEqual(slots(0, 4, 5),
+                         self.addresses(host, shapes.request(1)))
+        self.assertEqual(slots(0, 1, 4, 5), self.addresses(
+            host, shapes.request(1, isolation=ANY)))
+
+    def test_shared_gpu_without_group_is_refused_under_strict(self):
+        """A shared GPU whose group is unknown cannot be taken whole."""
+        host = model.HostView('h', (
+            model.GPU(addr(0), shapes.H100, 0, None, 'shared', 'sw0'),
+            model.GPU(addr(1), shapes.H100, 0, None, 'isolated', 'sw0')))
+        self.assertEqual(slots(1), self.addresses(host, shapes.request(1)))
+
+
+class EvaluateSetTest(base.BaseTestCase):
+    """evaluate_set on concrete sets (Placement allocation candidates)."""
+
+    def setUp(self):
+        super(EvaluateSetTest, self).setUp()
+        self.index = index.HostIndex(shapes.dgx_8gpu())
+
+    def evaluate(self, req, *numbers):
+        return feasibility.evaluate_set(self.index, req,
+                                        [addr(n) for n in numbers])
+
+    def test_same_switch_beats_cross_numa(self):
+        """dgx, 2 GPUs: slots 0+1 (sw0) rank above 0+4 (across NUMA)."""
+        req = shapes.request(2)
+        same = self.evaluate(req, 0, 1)
+        cross = self.evaluate(req, 0, 4)
+        self.assertTrue(same.ok and cross.ok)
+        self.assertGreater(same.quality, cross.quality)
+
+    def test_quality_matches_find_sets(self):
+        """The best set's quality is the one evaluate_set reports."""
+        req = shapes.request(2)
+        best = feasibility.best_set(self.index, req).best
+        ok, reason, quality = feasibility.evaluate_set(
+            self.index, req, best.addresses)
+        self.assertTrue(ok, reason)
+        self.assertEqual(best.quality, quality)
+
+    def test_locality_switch_refuses_two_switches(self):
+        """locality=switch: slots 0+2 (sw0, sw1) refused with reason."""
+        result = self.evaluate(shapes.request(2, locality=SWITCH), 0, 2)
+        self.assertFalse(result.ok)
+        self.assertIn('locality=switch', result.reason)
+        self.assertEqual(0.0, result.quality)
+
+    def test_numa_locality_refuses_cross_numa(self):
+        """locality=numa: slots 0+4 refused."""
+        self.assertFalse(self.evaluate(shapes.request(2, locality=NUMA),
+                                       0, 4).ok)
+
+    def test_wrong_count_and_foreign_and_busy(self):
+        """Too few GPUs, an unknown address and a busy GPU are refused."""
+        req = shapes.request(2)
+        self.assertIn('needs 2', self.evaluate(req, 0).reason)
+        bad = feasibility.evaluate_set(self.index, req,
+                                       [addr(0), '0000:ff:00.0'])
+        self.assertIn('not GPUs of this host', bad.reason)
+        busy = index.HostIndex(shapes.occupy(shapes.dgx_8gpu(), 1))
+        self.assertIn('not usable', feasibility.evaluate_set(
+            busy, req, [addr(0), addr(1)]).reason)
+
+    def test_strict_needs_whole_group(self):
+        """Strict, pairs8: 1+2 (halves of g0, g1) refused, 0+1 accepted."""
+        idx = index.HostIndex(shapes.shared_pairs_8gpu())
+        req = shapes.request(2)
+        half = feasibility.evaluate_set(idx, req, [addr(1), addr(2)])
+        self.assertFalse(half.ok)
+        self.assertIn('whole IOMMU groups', half.reason)
+        self.assertTrue(feasibility.evaluate_set(
+            idx, req, [addr(0), addr(1)]).ok)
+
+    def test_host_view_accepted(self):
+        """A HostView works as well as an index."""
+        self.assertTrue(feasibility.evaluate_set(
+            shapes.dgx_8gpu(), shapes.request(1), [addr(3)]).ok)
+
+
+class TopologyScoreTest(base.BaseTestCase):
+
+    def test_pair_score(self):
+        """Same switch > same NUMA node > across; unknowns are across."""
+        host = shapes.dgx_8gpu()
+        g = host.gpus
+        level = feasibility.LocalityLevel
+        self.assertEqual(level.SWITCH, feasibility.pair_score(g[0], g[1]))
+        self.assertEqual(level.NUMA, feasibility.pair_score(g[0], g[2]))
+        self.assertEqual(level.CROSS, feasibility.pair_score(g[0], g[4]))
+        unknown = shapes.gpu(9, None, None)
+        self.assertEqual(level.CROSS,
+                         feasibility.pair_score(unknown, unknown))
+
+    def test_set_level_is_weakest_pair(self):
+        """set_level equals the minimum pair score over all pairs."""
+        g = shapes.dgx_8gpu().gpus
+        for gpus in ([g[0], g[1]], [g[0], g[1], g[2]], [g[0], g[5]],
+                     [g[2], g[3]]):
+            weakest = min(feasibility.pair_score(a, b)
+                          for a in gpus for b in gpus if a is not b)
+            self.assertEqual(weakest, feasibility.set_level(gpus))
+
+
+class AssignableTest(base.BaseTestCase):
+
+    def test_reassigns_between_aliases(self):
+        """An H100 moves to the demand that accepts it, freeing an A100 slot.
+
+        Demands {A or H}:1 and {A}:1 take one A100 and one H100 only if
+        the H100 goes to the first demand.
+        """
+        demands = (model.GPUDemand(1, frozenset([shapes.A100, shapes.H100])),
+                   model.GPUDemand(1, frozenset([shapes.A100])))
+        self.assertTrue(feasibility.assignable(
+            {shapes.A100: 1, shapes.H100: 1}, demands))
+        self.assertFalse(feasibility.assignable({shapes.H100: 2}, demands))
+        self.assertFalse(feasibility.assignable({shapes.A100: 3}, demands))
+
+
+class HostIndexTest(base.BaseTestCase):
+
+    def test_counts_per_block(self):
+        """dgx with slot 0 busy: sw0 has 1 of 2 free, NUMA 0 3 of 4."""
+        idx = index.HostIndex(shapes.occupy(shapes.dgx_8gpu(), 0))
+        self.assertEqual((1, 2), (idx.switch_free['sw0'],
+                                  idx.switch_total['sw0']))
+        self.assertEqual((3, 4), (idx.numa_free[0], idx.numa_total[0]))
+        self.assertFalse(idx.switch_fully_free('sw0'))
+        self.assertTrue(idx.switch_fully_free('sw1'))
+        self.assertFalse(idx.host_fully_free)
+        self.assertEqual((7, 8), (idx.free, idx.total))
+
+    def test_results_are_cached_per_request(self):
+        """The same request on one index returns the same Fit object."""
+        idx = index.HostIndex(shapes.dgx_8gpu())
+        req = shapes.request(2)
+        self.assertIs(feasibility.find_sets(idx, req),
+                      feasibility.find_sets(idx, req))

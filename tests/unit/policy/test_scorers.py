@@ -1,0 +1,216 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Scorers on named hosts; each docstring names the winning host."""
+
+from oslotest import base
+import stevedore
+
+from gpu_passthrough_filter.policy import feasibility
+from gpu_passthrough_filter.policy import index
+from gpu_passthrough_filter.policy import model
+from gpu_passthrough_filter.policy import scorers
+from tests.unit.policy import shapes
+from tests.unit.policy.shapes import addr
+
+
+def score(scorer, host, req):
+    """Score ``host`` the way the weigher does: best set, then scorer."""
+    idx = index.HostIndex(host)
+    return scorer(idx, req, feasibility.best_set(idx, req).best)
+
+
+class BestFitTest(base.BaseTestCase):
+
+    def test_half_full_host_wins(self):
+        """1 GPU: the half-full dgx beats the empty dgx."""
+        req = shapes.request(1)
+        half = shapes.occupy(shapes.dgx_8gpu(), 0, 1, 2, 3)
+        self.assertGreater(score(scorers.best_fit, half, req),
+                           score(scorers.best_fit, shapes.dgx_8gpu(), req))
+
+    def test_exact_fill_scores_one(self):
+        """4 GPUs on a dgx with 4 free: nothing left, 1.0."""
+        host = shapes.occupy(shapes.dgx_8gpu(), 4, 5, 6, 7)
+        self.assertEqual(1.0, score(scorers.best_fit, host,
+                                    shapes.request(4)))
+
+    def test_only_matching_models_count(self):
+        """1 H100 on twomodel: 3 H100 left (A100s do not count): 0.25."""
+        self.assertEqual(0.25, score(scorers.best_fit,
+                                     shapes.two_model_8gpu(),
+                                     shapes.request(1)))
+
+    def test_neutral_without_gpus(self):
+        """A plain VM: best_fit is 0.0 on every host."""
+        for host in (shapes.dgx_8gpu(), shapes.cpu_only()):
+            self.assertEqual(scorers.NEUTRAL,
+                             score(scorers.best_fit, host,
+                                   shapes.request(0)))
+
+
+class LocalityScorerTest(base.BaseTestCase):
+
+    def test_switch_beats_numa_beats_cross(self):
+        """2 GPUs: dgx (switch, 1.0) > dual-socket (NUMA, 0.5) > across.
+
+        The last is a dual-socket host with one GPU busy per node.
+        """
+        req = shapes.request(2)
+        dgx = score(scorers.locality, shapes.dgx_8gpu(), req)
+        dual = score(scorers.locality, shapes.dual_socket_4gpu(), req)
+        cross = score(scorers.locality,
+                      shapes.occupy(shapes.dual_socket_4gpu(), 0, 2), req)
+        self.assertEqual((1.0, 0.5, 0.0), (dgx, dual, cross))
+
+    def test_single_gpu_known_numa_wins(self):
+        """1 GPU: a GPU with a known NUMA node beats an unknown one."""
+        known = shapes.one_isolated()
+        unknown = model.HostView('u', (shapes.gpu(0, None, 'sw0'),))
+        req = shapes.request(1)
+        self.assertEqual(1.0, score(scorers.locality, known, req))
+        self.assertEqual(0.0, score(scorers.locality, unknown, req))
+
+
+class FragmentationTest(base.BaseTestCase):
+
+    def test_one_gpu_goes_to_the_broken_switch(self):
+        """1 GPU goes to the already broken switch, not a whole free one.
+
+        The dgx whose sw0 is broken (slot 0 busy) beats the fully free
+        dgx, and on it the set is slot 1.
+        """
+        req = shapes.request(1)
+        broken = shapes.occupy(shapes.dgx_8gpu(), 0)
+        self.assertGreater(
+            score(scorers.fragmentation, broken, req),
+            score(scorers.fragmentation, shapes.dgx_8gpu(), req))
+        self.assertEqual(1.0, score(scorers.fragmentation, broken, req))
+        self.assertEqual(frozenset([addr(1)]),
+                         feasibility.best_set(broken, req).best.addresses)
+
+    def test_taking_a_whole_free_block_breaks_nothing(self):
+        """4 GPUs: the half-busy dgx wins, its free NUMA node taken whole.
+
+        The free dgx would lose its whole free host.
+        """
+        req = shapes.request(4)
+        half = shapes.occupy(shapes.dgx_8gpu(), 0, 1, 2, 3)
+        self.assertEqual(1.0, score(scorers.fragmentation, half, req))
+        self.assertLess(score(scorers.fragmentation, shapes.dgx_8gpu(), req),
+                        1.0)
+
+    def test_small_host_beats_big_free_host_for_one_gpu(self):
+        """1 GPU: a free dual-socket 4-GPU host beats a free dgx.
+
+        Less aligned capacity is broken on the small host.
+        """
+        req = shapes.request(1)
+        self.assertGreater(
+            score(scorers.fragmentation, shapes.dual_socket_4gpu(), req),
+            score(scorers.fragmentation, shapes.dgx_8gpu(), req))
+
+    def test_stranding_half_a_group_loses(self):
+        """1 GPU (any): the isolated-GPU host beats the shared-pair host.
+
+        On the latter the only choice is half of a shared pair.
+        """
+        req = shapes.request(1, isolation=model.Isolation.ANY)
+        self.assertGreater(
+            score(scorers.fragmentation, shapes.one_isolated(), req),
+            score(scorers.fragmentation, shapes.one_shared_pair(), req))
+
+
+class GPUHostReserveTest(base.BaseTestCase):
+
+    def gpu_host(self, free_vcpus=128, busy=()):
+        host = shapes.occupy(shapes.dgx_8gpu(), *busy)
+        return shapes.with_resources(host, free_vcpus, 1024 * 1024, 128,
+                                     1024 * 1024)
+
+    def test_plain_vm_avoids_the_gpu_host(self):
+        """A plain VM: the CPU-only host (1.0) beats the free dgx."""
+        req = shapes.request(0, vcpus=16, ram_mb=32768)
+        cpu = score(scorers.gpu_host_reserve, shapes.cpu_only(), req)
+        gpu = score(scorers.gpu_host_reserve, self.gpu_host(), req)
+        self.assertEqual(1.0, cpu)
+        self.assertLess(gpu, cpu)
+
+    def test_host_without_free_gpus_is_fine(self):
+        """A plain VM on a dgx whose GPUs are all busy: 1.0."""
+        req = shapes.request(0, vcpus=16)
+        self.assertEqual(1.0, score(scorers.gpu_host_reserve,
+                                    self.gpu_host(busy=range(8)), req))
+
+    def test_vm_eating_gpu_cpu_share_scores_lower(self):
+        """A plain VM that strands more GPUs scores lower.
+
+        dgx with 8 free GPUs and 64 of 128 vCPUs free (no spare beyond
+        the GPUs' 16-vCPU shares): a 16-vCPU VM strands one GPU, a
+        32-vCPU VM two.
+        """
+        tight = self.gpu_host(free_vcpus=64)
+        small = score(scorers.gpu_host_reserve, tight,
+                      shapes.request(0, vcpus=16, ram_mb=0))
+        large = score(scorers.gpu_host_reserve, tight,
+                      shapes.request(0, vcpus=32, ram_mb=0))
+        self.assertGreater(small, large)
+        # 16 vCPUs = one GPU's share stranded: 1 / (1 + 1 + 0.02 * 8).
+        self.assertAlmostEqual(1.0 / 2.16, small)
+
+    def test_spare_cpu_beyond_gpu_needs_strands_nothing(self):
+        """A plain VM within the spare CPU strands nothing.
+
+        dgx with 4 GPUs busy and 128 vCPUs free: 4 free GPUs need 64, a
+        16-vCPU VM fits in the spare; only the touch penalty applies.
+        """
+        host = self.gpu_host(free_vcpus=128, busy=(0, 1, 2, 3))
+        value = score(scorers.gpu_host_reserve, host,
+                      shapes.request(0, vcpus=16, ram_mb=0))
+        self.assertAlmostEqual(1.0 / (1.0 + 0.02 * 4), value)
+
+    def test_unknown_totals_use_share_of_free(self):
+        """Unknown host totals: the VM's share of free CPU counts.
+
+        A VM taking half the free vCPUs of a host with 2 free GPUs
+        strands one GPU's worth.
+        """
+        host = model.HostView('h', shapes.dual_socket_4gpu().gpus[:2],
+                              free_vcpus=32, free_ram_mb=None)
+        value = score(scorers.gpu_host_reserve, host,
+                      shapes.request(0, vcpus=16, ram_mb=1))
+        self.assertAlmostEqual(1.0 / (1.0 + 1.0 + 0.02 * 2), value)
+
+    def test_neutral_for_gpu_vms(self):
+        """A GPU VM: 1.0 on every host."""
+        self.assertEqual(1.0, score(scorers.gpu_host_reserve,
+                                    self.gpu_host(), shapes.request(1)))
+
+
+class RegistryTest(base.BaseTestCase):
+
+    def test_entry_points_name_the_scorers(self):
+        """The stevedore namespace lists exactly the module's scorers."""
+        manager = stevedore.ExtensionManager(scorers.NAMESPACE)
+        self.assertEqual(scorers.SCORERS,
+                         {ext.name: ext.plugin for ext in manager})
+
+    def test_weighted_sum(self):
+        """weighted_sum multiplies each scorer; missing names weigh 1."""
+        idx = index.HostIndex(shapes.dgx_8gpu())
+        req = shapes.request(2)
+        chosen = feasibility.best_set(idx, req).best
+        parts = {name: f(idx, req, chosen)
+                 for name, f in scorers.SCORERS.items()}
+        total = scorers.weighted_sum(idx, req, chosen, scorers.SCORERS,
+                                     {'locality': 2.0})
+        self.assertAlmostEqual(sum(parts.values()) + parts['locality'],
+                               total)
