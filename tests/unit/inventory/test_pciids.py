@@ -73,3 +73,19 @@ class PciIdsTest(base.BaseTestCase):
         self.assertEqual(self.path, pciids.find_pci_ids(
             [self.path + '.absent', self.path]))
         self.assertIsNone(pciids.find_pci_ids([self.path + '.absent']))
+
+    def test_vendor_on_the_first_line(self):
+        with open(self.path, 'w') as stream:
+            stream.write('1bcf  NEC Corporation\n\t001c  Vector Engine 1.0\n')
+        names = pciids.load_pci_ids(self.path, vendors=['1bcf', None])
+        self.assertEqual('NEC Corporation Vector Engine 1.0',
+                         names.describe('1bcf', '001c'))
+
+    def test_vendor_filter_equals_full_parse(self):
+        wanted = {'10de', '8086'}
+        full = pciids.load_pci_ids(self.path)
+        part = pciids.load_pci_ids(self.path, vendors=wanted)
+        self.assertEqual({key: name for key, name in full.devices.items()
+                          if key[0] in wanted}, part.devices)
+        self.assertEqual({'10de': 'NVIDIA Corporation',
+                          '8086': 'Intel Corporation'}, part.vendors)

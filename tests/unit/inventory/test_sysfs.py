@@ -230,6 +230,14 @@ class BadInputTest(TreeTestCase):
         self.assertEqual([], inventory.gpus)
         self.assert_rest_intact(inventory)
 
+    def test_gpu_without_vendor_file_is_still_a_gpu(self):
+        os.remove(self.path(GPU, 'vendor'))
+        inventory = self.read()
+        self.assert_error(inventory, GPU, 'vendor', 'missing')
+        gpu, = inventory.gpus
+        self.assertEqual('????:2330', gpu.name)
+        self.assertEqual(tags.ISOLATED, gpu.isolation)
+
     def test_out_of_range_id(self):
         self.tree.add(NIC, ROOT_BUS, class_code='0x020000', vendor='0x10000')
         self.assert_error(self.read(), NIC, 'vendor', '16-bit')
