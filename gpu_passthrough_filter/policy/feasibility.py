@@ -298,19 +298,24 @@ def _broken_and_leftover(idx, gpus):
     # without taking it whole is "broken" for the size of the block (the
     # big guests that block could have held); leftover counts free GPUs
     # remaining in the touched switches and NUMA nodes.
-    per_switch = collections.Counter(
-        gpu.switch for gpu in gpus if gpu.switch is not None)
-    per_numa = collections.Counter(
-        gpu.numa_node for gpu in gpus if gpu.numa_node is not None)
+    per_switch = {}
+    per_numa = {}
+    for gpu in gpus:
+        if gpu.switch is not None:
+            per_switch[gpu.switch] = per_switch.get(gpu.switch, 0) + 1
+        if gpu.numa_node is not None:
+            per_numa[gpu.numa_node] = per_numa.get(gpu.numa_node, 0) + 1
     broken = leftover = 0
     for switch, taken in per_switch.items():
-        leftover += idx.switch_free.get(switch, 0) - taken
-        if idx.switch_fully_free(switch) and taken < idx.switch_total[switch]:
-            broken += idx.switch_total[switch]
+        free = idx.switch_free[switch]
+        leftover += free - taken
+        if free == idx.switch_total[switch] and taken < free:
+            broken += free
     for node, taken in per_numa.items():
-        leftover += idx.numa_free.get(node, 0) - taken
-        if idx.numa_fully_free(node) and taken < idx.numa_total[node]:
-            broken += idx.numa_total[node]
+        free = idx.numa_free[node]
+        leftover += free - taken
+        if free == idx.numa_total[node] and taken < free:
+            broken += free
     if idx.host_fully_free and len(gpus) < idx.total:
         broken += idx.total
     return broken, max(leftover, 0)
@@ -527,16 +532,33 @@ def _select(units, demands):
     and never backtracks.
     """
     need = sum(d.count for d in demands)
-    if sum(u.size for u in units) < need:
-        return None
+    if len(demands) == 1:
+        # NOTE: every unit here matches the only demand (the caller keeps
+        # matching units only), so a greedy pass by size usually finishes.
+        chosen = _greedy(units, need)
+        if chosen is not None:
+            return chosen
     suffix = [0] * (len(units) + 1)
     for i in range(len(units) - 1, -1, -1):
         suffix[i] = suffix[i + 1] + units[i].size
+    if suffix[0] < need:
+        return None
     budget = [_SEARCH_BUDGET]
     chosen = []
     models = collections.Counter()
     if _search(units, demands, need, suffix, 0, chosen, models, budget):
         return list(chosen)
+    return None
+
+
+def _greedy(units, need):
+    chosen = []
+    for unit in units:
+        if unit.size <= need:
+            chosen.append(unit)
+            need -= unit.size
+            if need == 0:
+                return chosen
     return None
 
 

@@ -22,7 +22,6 @@ Pure module: no nova, oslo or openstacksdk import.
 """
 
 import dataclasses
-import typing
 
 from gpu_passthrough_filter.policy import model
 from gpu_passthrough_filter import tags
@@ -36,36 +35,50 @@ _STRICT_VERDICTS = frozenset((tags.ISOLATED, tags.SHARED))
 _CACHE_SIZE = 64
 
 
-@dataclasses.dataclass(frozen=True)
-class Unit:
+class Unit(object):
     """GPUs that are given to a guest together, or not at all.
 
     Under strict isolation a unit is a whole IOMMU group; with isolation
     ``any`` each GPU is its own unit (its free group mates are then
-    stranded, see :attr:`strands`).
+    stranded, see ``strands``). Attributes are computed once, here: the
+    set search reads them in its inner loop.
 
     :param gpus: the GPUs of the unit, sorted by address.
     :param strands: free, usable GPUs that taking this unit alone would
         make unusable (group mates outside the unit).
     """
-    gpus: typing.Tuple[model.GPU, ...]
-    strands: int = 0
 
-    @property
-    def size(self):
-        return len(self.gpus)
+    __slots__ = ('gpus', 'strands', 'size', 'switch', 'numa_node')
 
-    @property
-    def switch(self):
-        """The one switch all GPUs of the unit sit under, or None."""
-        switches = {gpu.switch for gpu in self.gpus}
-        return switches.pop() if len(switches) == 1 else None
+    def __init__(self, gpus, strands=0):
+        self.gpus = tuple(gpus)
+        self.strands = strands
+        self.size = len(self.gpus)
+        #: The one switch all GPUs of the unit sit under, or None.
+        self.switch = _only({gpu.switch for gpu in self.gpus})
+        #: The one NUMA node of all GPUs of the unit, or None.
+        self.numa_node = _only({gpu.numa_node for gpu in self.gpus})
 
-    @property
-    def numa_node(self):
-        """The one NUMA node of all GPUs of the unit, or None."""
-        nodes = {gpu.numa_node for gpu in self.gpus}
-        return nodes.pop() if len(nodes) == 1 else None
+    def __repr__(self):
+        return 'Unit(%s)' % ', '.join(gpu.address for gpu in self.gpus)
+
+
+def _only(values):
+    return values.pop() if len(values) == 1 else None
+
+
+def _normalised(gpu):
+    # NOTE: the tags spell "no switch" as "none" and "unknown NUMA node" as
+    # -1; the adapters should translate them to None, but a GPU that
+    # slipped through must not make every switch-less GPU "one switch".
+    if gpu.switch == tags.NO_SWITCH or (
+            gpu.numa_node is not None and gpu.numa_node < 0):
+        numa_node = gpu.numa_node
+        if numa_node is not None and numa_node < 0:
+            numa_node = None
+        switch = None if gpu.switch == tags.NO_SWITCH else gpu.switch
+        return dataclasses.replace(gpu, switch=switch, numa_node=numa_node)
+    return gpu
 
 
 def _group_key(gpu):
@@ -91,7 +104,7 @@ class HostIndex(object):
         #: address -> GPU (first one wins if an address repeats).
         self.gpus = {}
         for gpu in host.gpus:
-            self.gpus.setdefault(gpu.address, gpu)
+            self.gpus.setdefault(gpu.address, _normalised(gpu))
         #: address -> IOMMU group key.
         self.group_key = {}
         #: group key -> tuple of GPU addresses in the group.

@@ -382,3 +382,13 @@ class HostIndexTest(base.BaseTestCase):
         req = shapes.request(2)
         self.assertIs(feasibility.find_sets(idx, req),
                       feasibility.find_sets(idx, req))
+
+    def test_tag_spellings_of_unknown_are_normalised(self):
+        """Switch "none" and NUMA node -1 (tag spellings) mean unknown."""
+        host = model.HostView('h', (
+            shapes.gpu(0, -1, 'none'), shapes.gpu(1, -1, 'none')))
+        idx = index.HostIndex(host)
+        self.assertEqual({None}, {g.switch for g in idx.gpus.values()})
+        self.assertEqual({None}, {g.numa_node for g in idx.gpus.values()})
+        self.assertFalse(feasibility.best_set(
+            idx, shapes.request(2, locality=SWITCH)).ok)
