@@ -210,7 +210,9 @@ class HostIndex(object):
         The order is the best-fit rule of the whole core: units that strand
         nothing first, then units in the switch, then the NUMA node, with
         the fewest free GPUs (so fully free blocks stay whole for the big
-        guests); GPUs of one IOMMU group stay next to each other.
+        guests), then bigger units (a shared group serves only guests that
+        take it whole, single GPUs serve everyone); GPUs of one IOMMU group
+        stay next to each other.
 
         :param isolation: a :class:`~.model.Isolation`.
         :returns: a tuple of :class:`Unit`.
@@ -246,7 +248,7 @@ class HostIndex(object):
                        if unit.switch is not None else 0)
         numa_free = (self.numa_free.get(unit.numa_node, 0)
                      if unit.numa_node is not None else 0)
-        return (unit.strands, switch_free, numa_free,
+        return (unit.strands, switch_free, numa_free, -unit.size,
                 str(unit.numa_node), str(unit.switch),
                 self.group_key[first.address], first.address)
 

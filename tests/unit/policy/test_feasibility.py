@@ -136,6 +136,19 @@ class BestSetTest(base.BaseTestCase):
                          shapes.request(1, isolation=ANY))
         self.assertEqual(1, best.stranded)
 
+    def test_two_gpus_strict_take_the_shared_pair_not_two_singles(self):
+        """Slots 2+3 (a whole shared group) win over isolated 0+1.
+
+        All four sit under sw0 on NUMA 0: the pair serves only guests
+        that take it whole, the single GPUs serve 1-GPU guests too.
+        """
+        host = model.HostView('h', (
+            shapes.gpu(0, 0, 'sw0'), shapes.gpu(1, 0, 'sw0'),
+            shapes.gpu(2, 0, 'sw0', group='gp', isolation='shared'),
+            shapes.gpu(3, 0, 'sw0', group='gp', isolation='shared')))
+        self.assertEqual(slots(2, 3),
+                         self.best(host, shapes.request(2)).addresses)
+
     def test_two_aliases_are_one_set(self):
         """Two aliases (2 A100 + 2 H100) on twomodel: one set of 4.
 
