@@ -1,0 +1,175 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Quality metrics of one run, from the placements and the fleet.
+
+Definitions (also in ``doc/source/admin/simulator.rst``):
+
+* *arrived demand*: GPUs asked for by the requests arrived so far, as a
+  percentage of the fleet's GPUs; *allocation ratio*: GPUs given, same
+  unit. Both are sampled at every whole percent of arrived demand.
+* *unallocated GPUs at X%*: fleet GPUs minus GPUs given when the arrived
+  demand first reaches X%.
+* *isolation breaks*: GPU VMs that got a GPU whose IOMMU group holds a GPU
+  given to another VM, or a GPU whose isolation is ``unknown``.
+* *stranded GPUs*: free GPUs, at the end, on hosts whose free vCPUs or
+  free RAM are below the median 1-GPU request of the workload (no typical
+  1-GPU VM can use them any more).
+
+Pure module: reads placements and fleet data only.
+"""
+
+import collections
+import dataclasses
+import statistics
+import typing
+
+from gpu_passthrough_filter import tags
+
+
+@dataclasses.dataclass
+class Summary:
+    """The headline numbers of one policy's run."""
+    policy: str
+    requests: int
+    placed: int
+    gpus_total: int
+    allocated: int
+    unallocated_at: typing.Dict[int, typing.Optional[int]]
+    failed_by_gpus: typing.Dict[int, int]
+    multi_gpu_vms: int
+    one_numa_share: typing.Optional[float]
+    one_switch_share: typing.Optional[float]
+    isolation_breaks: int
+    stranded_gpus: int
+    ms_per_request: float
+    us_per_host: float
+    curve: typing.List[typing.Tuple[int, float]]
+    seconds: float = 0.0
+
+
+def gpu_index(fleet):
+    """``{(host, address): SimGPU}`` of the fleet."""
+    return {(host.name, gpu.address): gpu
+            for host in fleet.hosts for gpu in host.gpus}
+
+
+def allocation_curve(placements, gpus_total, upto=130):
+    """``[(percent of arrived demand, allocation ratio %)]``, 1% steps."""
+    curve, asked, given, step = [], 0, 0, 1
+    for placement in placements:
+        asked += placement.request.gpus
+        given += len(placement.gpus)
+        while step <= upto and asked * 100 >= step * gpus_total:
+            curve.append((step, 100.0 * given / gpus_total))
+            step += 1
+    return curve
+
+
+def unallocated_at(curve, gpus_total, percents=(100, 130)):
+    """Unallocated GPUs when demand first reaches each percent."""
+    by_step = dict(curve)
+    return {percent: (None if percent not in by_step else
+                      round(gpus_total * (1 - by_step[percent] / 100.0)))
+            for percent in percents}
+
+
+def failed_by_gpus(placements):
+    """``{GPU count: failed requests}``."""
+    failed = collections.Counter(p.request.gpus for p in placements
+                                 if p.host is None)
+    return dict(sorted(failed.items()))
+
+
+def locality_shares(placements, gpus):
+    """(multi-GPU VMs, % on one NUMA node, % under one switch)."""
+    multi = [p for p in placements if p.host and len(p.gpus) > 1]
+    if not multi:
+        return 0, None, None
+    one_numa = one_switch = 0
+    for placement in multi:
+        sims = [gpus[(placement.host, address)] for address in placement.gpus]
+        one_numa += len({gpu.numa_node for gpu in sims}) == 1
+        switches = {gpu.switch for gpu in sims}
+        one_switch += len(switches) == 1 and tags.NO_SWITCH not in switches
+    return (len(multi), 100.0 * one_numa / len(multi),
+            100.0 * one_switch / len(multi))
+
+
+def isolation_breaks(placements, gpus):
+    """GPU VMs whose GPUs are not theirs alone to own (see module doc)."""
+    owners = collections.defaultdict(set)
+    for placement in placements:
+        for address in placement.gpus:
+            gpu = gpus[(placement.host, address)]
+            owners[(placement.host, gpu.iommu_group)].add(placement.index)
+    breaks = 0
+    for placement in placements:
+        for address in placement.gpus:
+            gpu = gpus[(placement.host, address)]
+            if (gpu.isolation == tags.UNKNOWN or
+                    len(owners[(placement.host, gpu.iommu_group)]) > 1):
+                breaks += 1
+                break
+    return breaks
+
+
+def stranded_gpus(result, fleet, typical_shape):
+    """Free GPUs on hosts without room for a typical 1-GPU VM."""
+    vcpus, memory_mb = typical_shape
+    stranded = 0
+    for host in fleet.hosts:
+        state = result.states[host.name]
+        free = sum(pool['count'] for pool in (state.pci_stats.pools
+                                              if state.pci_stats else ()))
+        if not free:
+            continue
+        free_vcpus = (state.vcpus_total * (state.cpu_allocation_ratio or 1)
+                      - state.vcpus_used)
+        if free_vcpus < vcpus or state.free_ram_mb < memory_mb:
+            stranded += free
+    return stranded
+
+
+def summarize(result, fleet, typical_shape, upto=130):
+    """A :class:`Summary` of one :class:`~.runner.RunResult`."""
+    placements = result.placements
+    gpus = gpu_index(fleet)
+    total = fleet.gpu_count
+    curve = allocation_curve(placements, total, upto)
+    multi, numa_share, switch_share = locality_shares(placements, gpus)
+    seconds = [p.seconds for p in placements]
+    per_host = [p.seconds / p.hosts_seen for p in placements if p.hosts_seen]
+    return Summary(
+        policy=result.policy.name, requests=len(placements),
+        placed=sum(1 for p in placements if p.host),
+        gpus_total=total,
+        allocated=sum(len(p.gpus) for p in placements),
+        unallocated_at=unallocated_at(curve, total),
+        failed_by_gpus=failed_by_gpus(placements),
+        multi_gpu_vms=multi, one_numa_share=numa_share,
+        one_switch_share=switch_share,
+        isolation_breaks=isolation_breaks(placements, gpus),
+        stranded_gpus=stranded_gpus(result, fleet, typical_shape),
+        ms_per_request=1000 * statistics.fmean(seconds) if seconds else 0,
+        us_per_host=1e6 * statistics.fmean(per_host) if per_host else 0,
+        curve=curve, seconds=result.seconds)
+
+
+def upper_bound_curve(placements, gpus_total, upto=130):
+    """The bound no policy beats: min(arrived GPU demand, capacity)."""
+    curve, asked, step = [], 0, 1
+    for placement in placements:
+        asked += placement.request.gpus
+        while step <= upto and asked * 100 >= step * gpus_total:
+            curve.append((step, 100.0 * min(asked, gpus_total) / gpus_total))
+            step += 1
+    return curve

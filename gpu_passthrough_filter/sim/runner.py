@@ -1,0 +1,366 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Replay arrivals through nova's real filter and weigher handlers.
+
+For each request the loop does what ``SchedulerManager._schedule`` does for
+one instance: Placement's candidates (:mod:`.placement`), then
+``HostFilterHandler.get_filtered_objects`` with the enabled filters,
+``HostWeightHandler.get_weighed_objects`` with the weighers, the first of
+the ``host_subset_size`` best hosts (seeded choice), the provider mapping
+of its first remaining candidate copied into the request groups, and
+``HostState.consume_from_request``. The GPUs claimed are read back from the
+host's pci_stats pools (one pool per device address).
+"""
+
+import copy
+import dataclasses
+import random
+import time
+import typing
+
+from oslo_config import cfg
+import yaml
+
+from nova.pci import request as pci_request
+from nova.scheduler import filters as nova_filters
+from nova.scheduler import weights as nova_weights
+
+from gpu_passthrough_filter.sim import nova_env
+from gpu_passthrough_filter.sim import placement
+
+CONF = cfg.CONF
+
+#: Nova's default ``[filter_scheduler] enabled_filters`` (Nova 34) plus the
+#: two filters a PCI passthrough cloud must add.
+NOVA_PCI_FILTERS = ['ComputeFilter', 'ComputeCapabilitiesFilter',
+                    'ImagePropertiesFilter', 'ServerGroupAntiAffinityFilter',
+                    'ServerGroupAffinityFilter', 'PciPassthroughFilter',
+                    'NUMATopologyFilter']
+NOVA_AVAILABLE = ['nova.scheduler.filters.all_filters']
+NOVA_WEIGHERS = ['nova.scheduler.weights.all_weighers']
+PROJECT_AVAILABLE = NOVA_AVAILABLE + [
+    'gpu_passthrough_filter.scheduler.all_filters']
+PROJECT_WEIGHERS = NOVA_WEIGHERS + [
+    'gpu_passthrough_filter.scheduler.all_weighers']
+
+
+class PolicyError(ValueError):
+    """A policy file is malformed."""
+
+
+@dataclasses.dataclass
+class Policy:
+    """One scheduler configuration to compare.
+
+    :param name: short name for reports.
+    :param enabled_filters: ``[filter_scheduler] enabled_filters``.
+    :param available_filters: ``[filter_scheduler] available_filters``.
+    :param weight_classes: ``[filter_scheduler] weight_classes``.
+    :param options: more nova options, ``{"group.option": value}``, e.g.
+        ``{"filter_scheduler.ram_weight_multiplier": -1.0}``.
+    :param pci_in_placement: ``[filter_scheduler] pci_in_placement``.
+    :param extra_specs: extra specs added to every GPU flavor.
+    :param description: one line for reports.
+    """
+    name: str
+    enabled_filters: typing.List[str] = dataclasses.field(
+        default_factory=lambda: list(NOVA_PCI_FILTERS))
+    available_filters: typing.List[str] = dataclasses.field(
+        default_factory=lambda: list(NOVA_AVAILABLE))
+    weight_classes: typing.List[str] = dataclasses.field(
+        default_factory=lambda: list(NOVA_WEIGHERS))
+    options: typing.Dict[str, typing.Any] = dataclasses.field(
+        default_factory=dict)
+    pci_in_placement: bool = False
+    extra_specs: typing.Dict[str, str] = dataclasses.field(
+        default_factory=dict)
+    description: str = ''
+
+
+def builtin_policies(numa_affinity='preferred'):
+    """The three policies of the default comparison.
+
+    :param numa_affinity: ``gpu_passthrough:numa_affinity`` of GPU flavors
+        under the project's policy.
+    """
+    project_specs = {'gpu_passthrough:numa_affinity': numa_affinity}
+    return [
+        Policy('nova-default', description="nova's default filters + "
+               'PciPassthroughFilter + NUMATopologyFilter, all weighers'),
+        Policy('nova-pci-in-placement', pci_in_placement=True,
+               description='the same with [filter_scheduler] '
+               'pci_in_placement = True'),
+        Policy('gpu-passthrough', pci_in_placement=True,
+               enabled_filters=NOVA_PCI_FILTERS + ['GPUPassthroughFilter'],
+               available_filters=list(PROJECT_AVAILABLE),
+               weight_classes=list(PROJECT_WEIGHERS),
+               options={'gpu_passthrough.weight_multiplier': 10.0},
+               extra_specs=project_specs,
+               description='GPUPassthroughFilter + GPUPassthroughWeigher '
+               'added to nova defaults, PCI in Placement'),
+    ]
+
+
+def load_policies(path):
+    """Policies from a YAML file: ``policies: [{name: ..., ...}]``.
+
+    Keys are the fields of :class:`Policy`; ``base: nova-default`` (or
+    another built-in name) starts from a built-in policy.
+    """
+    try:
+        with open(path) as stream:
+            document = yaml.safe_load(stream)
+    except (OSError, yaml.YAMLError) as error:
+        raise PolicyError('%s: %s' % (path, error))
+    entries = (document or {}).get('policies')
+    if not isinstance(entries, list) or not entries:
+        raise PolicyError('%s: expected "policies:" with a list of policies'
+                          % path)
+    builtins = {policy.name: policy for policy in builtin_policies()}
+    fields = {field.name for field in dataclasses.fields(Policy)}
+    policies = []
+    for entry in entries:
+        entry = dict(entry or {})
+        base = entry.pop('base', None)
+        unknown = set(entry) - fields
+        if unknown or 'name' not in entry or (base and base not in builtins):
+            raise PolicyError('%s: policy %r: needs a name, known keys %s, '
+                              'base one of %s' % (path, entry.get('name'),
+                                                  sorted(fields),
+                                                  sorted(builtins)))
+        start = (dataclasses.asdict(builtins[base]) if base else {})
+        start.update(entry)
+        policies.append(Policy(**start))
+    return policies
+
+
+def _set_option(key, value):
+    group, _, name = key.rpartition('.')
+    if group == 'gpu_passthrough':
+        _register_project_opts()
+    CONF.set_override(name, value, group=group or None)
+
+
+def _register_project_opts():
+    from gpu_passthrough_filter import conf as project_conf
+    try:
+        project_conf.register_scheduler_opts(CONF)
+    except cfg.DuplicateOptError:
+        pass
+
+
+def configure(policy, aliases):
+    """Set nova's CONF for one policy (``CONF.set_override``)."""
+    CONF.clear_override('alias', group='pci')
+    fs = 'filter_scheduler'
+    CONF.set_override('pci_in_placement', policy.pci_in_placement, fs)
+    CONF.set_override('enabled_filters', policy.enabled_filters, fs)
+    CONF.set_override('available_filters', policy.available_filters, fs)
+    CONF.set_override('weight_classes', policy.weight_classes, fs)
+    CONF.set_override('alias', aliases.alias_json(policy.pci_in_placement),
+                      'pci')
+    # NOTE: the simulated hosts never send heartbeats; ComputeFilter must
+    # not see them as down however long the run takes.
+    CONF.set_override('service_down_time', 2 ** 30)
+    for key, value in policy.options.items():
+        _set_option(key, value)
+    # nova parses [pci] alias once per process (functools.cache).
+    pci_request.get_alias_from_config.cache_clear()
+
+
+def reset(policy):
+    """Undo :func:`configure`'s overrides."""
+    for name in ('pci_in_placement', 'enabled_filters', 'available_filters',
+                 'weight_classes'):
+        CONF.clear_override(name, 'filter_scheduler')
+    CONF.clear_override('alias', 'pci')
+    CONF.clear_override('service_down_time')
+    for key in policy.options:
+        group, _, name = key.rpartition('.')
+        CONF.clear_override(name, group=group or None)
+    pci_request.get_alias_from_config.cache_clear()
+
+
+def load_filters(policy):
+    """Instances of the enabled filters, as HostManager loads them."""
+    handler = nova_filters.HostFilterHandler()
+    classes = {cls.__name__: cls for cls in handler.get_matching_classes(
+        policy.available_filters)}
+    missing = [name for name in policy.enabled_filters
+               if name not in classes]
+    if missing:
+        raise PolicyError('policy %s: filter(s) %s not found in %s'
+                          % (policy.name, ', '.join(missing),
+                             ', '.join(policy.available_filters)))
+    return handler, [classes[name]() for name in policy.enabled_filters]
+
+
+def missing_plugins(policy):
+    """Why ``policy`` cannot run here (e.g. a plugin not installed), or ''.
+    """
+    try:
+        _, filters = None, nova_filters.HostFilterHandler(
+        ).get_matching_classes(policy.available_filters)
+        nova_weights.HostWeightHandler().get_matching_classes(
+            policy.weight_classes)
+    except (ImportError, AttributeError) as error:
+        return str(error)
+    names = {cls.__name__ for cls in filters}
+    missing = [name for name in policy.enabled_filters if name not in names]
+    return ('filter(s) not found: %s' % ', '.join(missing)) if missing else ''
+
+
+def load_weighers(policy):
+    """Instances of the weighers, as HostManager loads them."""
+    handler = nova_weights.HostWeightHandler()
+    return handler, [cls() for cls in handler.get_matching_classes(
+        policy.weight_classes)]
+
+
+@dataclasses.dataclass
+class Placement:
+    """Where one request went.
+
+    :param index: arrival index.
+    :param request: the VM request.
+    :param host: host name, or None when no host was found.
+    :param gpus: PCI addresses claimed.
+    :param seconds: decision time (Placement emulation excluded).
+    :param hosts_seen: hosts handed to the filters.
+    """
+    index: int
+    request: typing.Any
+    host: typing.Optional[str]
+    gpus: typing.Tuple[str, ...] = ()
+    seconds: float = 0.0
+    hosts_seen: int = 0
+
+
+@dataclasses.dataclass
+class RunResult:
+    """The outcome of one policy on one arrival sequence."""
+    policy: Policy
+    placements: typing.List[Placement]
+    states: typing.Dict[str, typing.Any]
+    seconds: float = 0.0
+
+
+def _free_addresses(state):
+    return {pool['address']: pool['count']
+            for pool in (state.pci_stats.pools if state.pci_stats else ())}
+
+
+def _claimed(before, after):
+    claimed = []
+    for address, count in before.items():
+        if after.get(address, 0) < count:
+            claimed.append(address)
+    return tuple(sorted(claimed))
+
+
+class Simulation(object):
+    """One policy's scheduler over one fleet.
+
+    :param fleet: the :class:`~.fleet.Fleet`.
+    :param policy: the :class:`Policy`.
+    :param aliases: the :class:`~.nova_env.AliasBook`.
+    :param seed: seed of nova's host_subset_size choice.
+    :param cpu_ratio: ``cpu_allocation_ratio`` of every host.
+    :param ram_ratio: ``ram_allocation_ratio`` of every host.
+    :param max_placement_results: ``[scheduler] max_placement_results``.
+    """
+
+    def __init__(self, fleet, policy, aliases, seed=0, cpu_ratio=1.0,
+                 ram_ratio=1.0, max_placement_results=1000):
+        self.fleet = fleet
+        self.policy = policy
+        self.aliases = aliases
+        self.random = random.Random(seed)
+        self.max_results = max_placement_results
+        configure(policy, aliases)
+        self.filter_handler, self.filters = load_filters(policy)
+        self.weight_handler, self.weighers = load_weighers(policy)
+        self.states = [nova_env.host_state(host, index, aliases,
+                                           policy.pci_in_placement,
+                                           cpu_ratio, ram_ratio)
+                       for index, host in enumerate(fleet.hosts)]
+        self.by_uuid = {state.uuid: state for state in self.states}
+        self.traits = placement.provider_traits(fleet, aliases)
+
+    def close(self):
+        reset(self.policy)
+
+    def _sorted_hosts(self, spec, hosts):
+        filtered = self.filter_handler.get_filtered_objects(
+            self.filters, hosts, spec, 0)
+        if not filtered:
+            return []
+        weighed = self.weight_handler.get_weighed_objects(
+            self.weighers, filtered, spec)
+        weighed = [weighed_host.obj for weighed_host in weighed]
+        subset = weighed[:max(1, CONF.filter_scheduler.host_subset_size)]
+        chosen = self.random.choice(subset)
+        weighed.remove(chosen)
+        return [chosen] + weighed
+
+    def schedule(self, index, request):
+        """Place one request; returns a :class:`Placement`."""
+        spec = nova_env.request_spec(request, index,
+                                     self.policy.extra_specs)
+        candidates = placement.allocation_candidates(
+            self.states, spec, self.policy.pci_in_placement, self.traits,
+            self.max_results)
+        hosts = []
+        for host_uuid, host_candidates in candidates.items():
+            state = self.by_uuid[host_uuid]
+            state.allocation_candidates = copy.deepcopy(host_candidates)
+            hosts.append(state)
+        start = time.perf_counter()
+        result = Placement(index, request, None, hosts_seen=len(hosts))
+        for state in self._sorted_hosts(spec, hosts):
+            if not state.allocation_candidates:
+                continue
+            mapping = state.allocation_candidates[0]['mappings']
+            for group in spec.requested_resources:
+                group.provider_uuids = mapping[group.requester_id]
+            before = _free_addresses(state)
+            state.consume_from_request(spec)
+            result.host = state.host
+            result.gpus = _claimed(before, _free_addresses(state))
+            break
+        result.seconds = time.perf_counter() - start
+        for state in hosts:
+            state.allocation_candidates = []
+        return result
+
+
+def run_policy(fleet, arrivals, policy, aliases, seed=0, progress=None,
+               **options):
+    """Replay ``arrivals`` under one policy.
+
+    :param progress: callable ``progress(n)`` called after each request.
+    :param options: passed to :class:`Simulation`.
+    :returns: a :class:`RunResult`.
+    """
+    started = time.perf_counter()
+    simulation = Simulation(fleet, policy, aliases, seed=seed, **options)
+    try:
+        placements = []
+        for index, request in enumerate(arrivals):
+            placements.append(simulation.schedule(index, request))
+            if progress:
+                progress(1)
+    finally:
+        simulation.close()
+    return RunResult(policy, placements,
+                     {state.host: state for state in simulation.states},
+                     time.perf_counter() - started)
