@@ -163,8 +163,8 @@ def _run_all(args, jobs, console):
         task = bar.add_task('runs (policy x seed)', total=len(jobs))
         if args.jobs <= 1:
             for policy, seed in jobs:
-                request_task = bar.add_task('  %s seed %d' % (policy.name,
-                                                             seed))
+                request_task = bar.add_task(
+                    '  %s seed %d' % (policy.name, seed))
                 summary, bound, total = _run_job(
                     args, policy, seed,
                     lambda n, t=request_task: bar.advance(t, n))

@@ -409,8 +409,8 @@ def _yaml_hosts(path, entry, names):
     unknown = set(entry) - {'name', 'vcpus', 'memory_mb', 'numa_nodes',
                             'count', 'gpus', 'disk_gb', '__line__'}
     if unknown:
-        raise FleetError('%s: unknown key(s) %s' % (where,
-                                                    ', '.join(sorted(unknown))))
+        raise FleetError('%s: unknown key(s) %s'
+                         % (where, ', '.join(sorted(unknown))))
     vcpus = _yaml_int(where, entry, 'vcpus')
     memory_mb = _yaml_int(where, entry, 'memory_mb')
     numa_nodes = _yaml_int(where, entry, 'numa_nodes', 2) or 1

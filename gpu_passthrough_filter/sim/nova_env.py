@@ -46,8 +46,6 @@ from nova.pci import whitelist
 from nova.scheduler import host_manager
 from nova.virt import hardware
 
-from gpu_passthrough_filter.sim import fleet as fleet_mod
-
 CONF = cfg.CONF
 #: Namespace of the simulator's deterministic UUIDs.
 _UUID_NS = uuid.UUID('4d1b7a52-0a4c-4b7e-9a53-6f7e0c1e5a10')

@@ -205,8 +205,7 @@ def load_filters(policy):
 
 
 def missing_plugins(policy):
-    """Why ``policy`` cannot run here (e.g. a plugin not installed), or ''.
-    """
+    """Why ``policy`` cannot run here (a plugin not installed), or ''."""
     try:
         _, filters = None, nova_filters.HostFilterHandler(
         ).get_matching_classes(policy.available_filters)

@@ -1,0 +1,193 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The simulator's loop through nova's real scheduler code, small fleets.
+
+Known optimum: two 8-GPU hosts, four 1-GPU VMs then one 8-GPU VM. Packing
+the small VMs on one host places everything (12 GPUs); spreading them (the
+RAM and CPU weighers of nova's defaults) leaves no host with 8 free GPUs:
+the 8-GPU VM fails and 4 GPUs stay unallocated.
+"""
+
+from oslo_config import cfg
+from oslo_config import fixture as config_fixture
+from oslotest import base
+
+from gpu_passthrough_filter.sim import fleet
+from gpu_passthrough_filter.sim import metrics
+from gpu_passthrough_filter.sim import nova_env
+from gpu_passthrough_filter.sim import runner
+from gpu_passthrough_filter.sim import workload
+from gpu_passthrough_filter import tags
+
+H100 = fleet.GPUModel('H100', '10de', '2330')
+
+
+def _fleet(hosts=2, shared=False):
+    return fleet.Fleet([
+        fleet.SimHost('host-%d' % index, vcpus=64, memory_mb=512 * 1024,
+                      gpus=fleet.build_gpus(8, H100, shared_groups=shared))
+        for index in range(hosts)])
+
+
+def _vm(gpus, name=None):
+    return workload.VMRequest(name or 'vm-%dg' % gpus, vcpus=4 * max(gpus, 1),
+                              memory_mb=16384 * max(gpus, 1), gpus=gpus)
+
+
+def _packing():
+    """Nova with its RAM and CPU weighers inverted: stacks VMs."""
+    return runner.Policy('nova-packing', options={
+        'filter_scheduler.ram_weight_multiplier': -1.0,
+        'filter_scheduler.cpu_weight_multiplier': -1.0})
+
+
+class SimTestCase(base.BaseTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(config_fixture.Config(cfg.CONF))
+
+    def run_policy(self, sim_fleet, arrivals, policy, seed=0):
+        aliases = nova_env.AliasBook(sim_fleet.models(),
+                                     [r.models for r in arrivals])
+        return runner.run_policy(sim_fleet, arrivals, policy, aliases,
+                                 seed=seed)
+
+    def summary(self, sim_fleet, result, arrivals):
+        return metrics.summarize(result, sim_fleet,
+                                 workload.typical_gpu_shape(arrivals))
+
+
+class TestKnownOptimum(SimTestCase):
+
+    arrivals = [_vm(1, 'small-%d' % i) for i in range(4)] + [_vm(8, 'big')]
+
+    def test_spreading_nova_default_strands_the_big_vm(self):
+        """nova-default: small VMs on both hosts, the 8-GPU VM fails."""
+        sim_fleet = _fleet()
+        result = self.run_policy(sim_fleet, self.arrivals,
+                                 runner.builtin_policies()[0])
+        hosts = {p.host for p in result.placements[:4]}
+        self.assertEqual({'host-0', 'host-1'}, hosts)
+        summary = self.summary(sim_fleet, result, self.arrivals)
+        self.assertEqual({8: 1}, summary.failed_by_gpus)
+        self.assertEqual(4, summary.allocated)
+
+    def test_packing_policy_reaches_the_optimum(self):
+        """Stacking weighers: small VMs on one host, the big VM fits."""
+        sim_fleet = _fleet()
+        result = self.run_policy(sim_fleet, self.arrivals, _packing())
+        self.assertEqual(1, len({p.host for p in result.placements[:4]}))
+        summary = self.summary(sim_fleet, result, self.arrivals)
+        self.assertEqual({}, summary.failed_by_gpus)
+        self.assertEqual(12, summary.allocated)
+        self.assertEqual(8, len(result.placements[-1].gpus))
+
+    def test_claims_are_real_devices_of_the_chosen_host(self):
+        sim_fleet = _fleet()
+        result = self.run_policy(sim_fleet, self.arrivals, _packing())
+        addresses = {(h.name, g.address)
+                     for h in sim_fleet.hosts for g in h.gpus}
+        claimed = [(p.host, a) for p in result.placements for a in p.gpus]
+        self.assertEqual(12, len(set(claimed)))
+        self.assertTrue(set(claimed) <= addresses)
+        state = result.states[result.placements[0].host]
+        self.assertEqual(4 * 4, state.vcpus_used)
+
+    def test_pci_in_placement_follows_the_first_candidate(self):
+        """With PCI in Placement nova claims the candidate's providers."""
+        sim_fleet = _fleet(hosts=1)
+        arrivals = [_vm(2), _vm(2)]
+        result = self.run_policy(sim_fleet, arrivals,
+                                 runner.builtin_policies()[1])
+        gpus = sim_fleet.hosts[0].gpus
+        # Candidates come in address order: the first free pair each time.
+        self.assertEqual((gpus[0].address, gpus[1].address),
+                         result.placements[0].gpus)
+        self.assertEqual((gpus[2].address, gpus[3].address),
+                         result.placements[1].gpus)
+
+
+class TestMetricsOnRuns(SimTestCase):
+
+    def test_same_seed_same_placements(self):
+        sim_fleet = _fleet(hosts=3)
+        arrivals = workload.synthetic(workload.parse_mix('0:1,1:3,2:1'), 30,
+                                      seed=4)
+        first = self.run_policy(sim_fleet, arrivals,
+                                runner.builtin_policies()[0], seed=2)
+        again = self.run_policy(sim_fleet, arrivals,
+                                runner.builtin_policies()[0], seed=2)
+        self.assertEqual([(p.host, p.gpus) for p in first.placements],
+                         [(p.host, p.gpus) for p in again.placements])
+
+    def test_shared_groups_split_between_vms_count_as_breaks(self):
+        """nova knows no IOMMU groups: two 1-GPU VMs share a group."""
+        sim_fleet = _fleet(hosts=1, shared=True)
+        arrivals = [_vm(1, 'a'), _vm(1, 'b')]
+        result = self.run_policy(sim_fleet, arrivals,
+                                 runner.builtin_policies()[0])
+        groups = {sim_fleet.hosts[0].gpus[i].address:
+                  sim_fleet.hosts[0].gpus[i].iommu_group for i in range(8)}
+        self.assertEqual(groups[result.placements[0].gpus[0]],
+                         groups[result.placements[1].gpus[0]])
+        summary = self.summary(sim_fleet, result, arrivals)
+        self.assertEqual(2, summary.isolation_breaks)
+
+    def test_locality_shares_from_claimed_devices(self):
+        sim_fleet = _fleet(hosts=1)
+        gpus = metrics.gpu_index(sim_fleet)
+        first = sim_fleet.hosts[0].gpus
+        placements = [
+            runner.Placement(0, _vm(2), 'host-0',
+                             (first[0].address, first[1].address)),
+            runner.Placement(1, _vm(2), 'host-0',
+                             (first[3].address, first[4].address))]
+        count, numa, switch = metrics.locality_shares(placements, gpus)
+        self.assertEqual((2, 50.0, 50.0), (count, numa, switch))
+
+    def test_stranded_gpus_on_a_host_without_cpu_left(self):
+        """A plain VM eats all vCPUs of a GPU host: its GPUs are stranded."""
+        sim_fleet = _fleet(hosts=1)
+        arrivals = [workload.VMRequest('cpu-hog', 64, 1024, 0)]
+        result = self.run_policy(sim_fleet, arrivals,
+                                 runner.builtin_policies()[0])
+        self.assertEqual('host-0', result.placements[0].host)
+        stranded = metrics.stranded_gpus(result, sim_fleet, (4, 16384))
+        self.assertEqual(8, stranded)
+
+    def test_curve_is_sampled_at_every_percent(self):
+        placements = [runner.Placement(i, _vm(1), 'h', ('x',) if i < 5
+                                       else ()) for i in range(10)]
+        curve = metrics.allocation_curve(placements, 8, upto=125)
+        self.assertEqual(list(range(1, 126)), [s for s, _ in curve])
+        self.assertEqual(62.5, dict(curve)[100])
+        self.assertEqual({100: 3, 130: None},
+                         metrics.unallocated_at(curve, 8))
+
+
+class TestPolicies(SimTestCase):
+
+    def test_unknown_filter_is_reported(self):
+        policy = runner.Policy('x', enabled_filters=['NoSuchFilter'])
+        self.assertIn('NoSuchFilter', runner.missing_plugins(policy))
+
+    def test_isolation_tags_reach_the_scheduler_pools(self):
+        sim_fleet = _fleet(hosts=1, shared=True)
+        aliases = nova_env.AliasBook(sim_fleet.models(), [])
+        runner.configure(runner.builtin_policies()[0], aliases)
+        state = nova_env.host_state(sim_fleet.hosts[0], 0, aliases, False)
+        self.assertEqual(8, len(state.pci_stats.pools))
+        pool = state.pci_stats.pools[0]
+        self.assertEqual(tags.SHARED, pool[tags.ISOLATION])
+        self.assertEqual('2', pool[tags.GROUP_GPUS])
+        self.assertEqual(2, len(state.numa_topology.cells))
