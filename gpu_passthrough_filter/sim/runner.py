@@ -212,7 +212,8 @@ def missing_plugins(policy):
         nova_weights.HostWeightHandler().get_matching_classes(
             policy.weight_classes)
     except (ImportError, AttributeError) as error:
-        return str(error)
+        # NOTE: oslo's ImportError text carries a whole traceback.
+        return str(error).split(' (')[0]
     names = {cls.__name__ for cls in filters}
     missing = [name for name in policy.enabled_filters if name not in names]
     return ('filter(s) not found: %s' % ', '.join(missing)) if missing else ''
