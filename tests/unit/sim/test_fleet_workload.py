@@ -200,3 +200,34 @@ class TestTraces(base.BaseTestCase):
         eights = sum(1 for r in requests if r.gpus == 8)
         self.assertTrue(60 < eights < 140, eights)
         self.assertRaises(workload.TraceError, workload.parse_mix, '1-3')
+
+
+class TestInventoryFleet(base.BaseTestCase):
+
+    def test_agent_json_becomes_a_host(self):
+        from gpu_passthrough_filter.inventory import model
+        directory = self.useFixture(fixtures.TempDir()).path
+        inventory = model.HostInventory(
+            hostname='h1', iommu_enabled=True,
+            numa_nodes=[model.NumaNode(0, [0, 1], 4 * 1024 * 1024),
+                        model.NumaNode(1, [2, 3], 4 * 1024 * 1024)],
+            iommu_groups={'5': ['0000:18:00.0', '0000:19:00.0']},
+            gpus=[model.GPU(address, vendor='10de', device='2330',
+                            numa_node=0, iommu_group='5',
+                            isolation=tags.SHARED, switch='0000:17:00.0')
+                  for address in ('0000:18:00.0', '0000:19:00.0')])
+        _write(directory, 'h1.json', inventory.to_json())
+        loaded = fleet.load_inventories(directory)
+        host = loaded.hosts[0]
+        self.assertEqual(('h1', 4, 8192, 2), (host.name, host.vcpus,
+                                              host.memory_mb,
+                                              host.numa_nodes))
+        self.assertEqual([2, 2], [g.group_gpus for g in host.gpus])
+        self.assertEqual('10de:2330', host.gpus[0].model.model_tag)
+
+    def test_bad_inventory_names_the_file(self):
+        directory = self.useFixture(fixtures.TempDir()).path
+        _write(directory, 'broken.json', '{not json')
+        error = self.assertRaises(fleet.FleetError, fleet.load_inventories,
+                                  directory)
+        self.assertIn('broken.json', str(error))
