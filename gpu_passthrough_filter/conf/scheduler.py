@@ -91,6 +91,23 @@ does not run there, or its nova config file was not loaded).
 Keep ``unknown`` unless you are migrating a cloud whose GPUs you know to be
 isolated and the agent is not yet rolled out everywhere.
 """),
+    cfg.ListOpt(
+        'gpu_vendor_ids',
+        default=['10de', '1002'],
+        help="""
+PCI vendor ids (4 hex digits) whose devices the scheduler plugins treat as
+GPUs even when their PCI pools carry none of the agent's tags.
+
+A PCI alias request is a GPU request when it names one of these vendors or
+a model that the agent tagged on the host; other PCI requests (NICs,
+accelerators the agent does not describe) are left to nova alone. The
+default lists NVIDIA (``10de``) and AMD (``1002``). Add a vendor when the
+cloud passes through GPUs of another vendor on hosts without the agent.
+
+Related options:
+
+* ``[gpu_passthrough] untagged_host_policy``
+"""),
     cfg.StrOpt(
         'error_policy',
         default='fail_closed',

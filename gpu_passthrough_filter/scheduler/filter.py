@@ -1,0 +1,159 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""GPUPassthroughFilter: hosts that can give the guest a policy-safe GPU set.
+
+Glue only: read the host state and request spec (:mod:`.host_view`), ask
+the policy core, log, return. Two modes:
+
+* Legacy PCI (``[filter_scheduler] pci_in_placement = False``): the filter
+  can only check that a feasible GPU set exists; nova-compute's PCI claim
+  then picks the devices itself and may pick another set.
+* PCI-in-Placement: the scheduler claims the chosen host's *first*
+  allocation candidate and the compute's PCI claim follows its provider
+  mappings, so pruning the candidates to feasible sets and putting the
+  best first chooses the exact GPUs.
+"""
+
+import nova.conf
+from nova.scheduler import filters
+from oslo_log import log as logging
+
+from gpu_passthrough_filter import conf
+from gpu_passthrough_filter.policy import feasibility
+from gpu_passthrough_filter.scheduler import host_view
+
+LOG = logging.getLogger(__name__)
+CONF = nova.conf.CONF
+conf.register_scheduler_opts(CONF)
+
+#: ``[gpu_passthrough] error_policy`` value that passes a host on error.
+FAIL_OPEN = 'fail_open'
+
+
+class GPUPassthroughFilter(filters.BaseHostFilter,
+                           filters.CandidateFilterMixin):
+    """Pass a host only if it can give the request a policy-safe GPU set."""
+
+    # NOTE: a rebuild keeps the guest on its host with the GPUs it holds;
+    # those GPUs left the host's pools when they were claimed, so checking
+    # the host again would reject the host the guest already runs on (as
+    # nova's own PciPassthroughFilter, which does not run on rebuild).
+    RUN_ON_REBUILD = False
+
+    def host_passes(self, host_state, spec_obj):
+        """Return True if ``host_state`` can serve ``spec_obj``'s GPUs.
+
+        Never raises: an unexpected error is logged with the host and the
+        request, and ``[gpu_passthrough] error_policy`` decides.
+
+        :param host_state: a nova ``HostState``.
+        :param spec_obj: a nova ``RequestSpec``.
+        """
+        try:
+            return self._host_passes(host_state, spec_obj)
+        except Exception:
+            opts = CONF.gpu_passthrough
+            LOG.exception(
+                'GPUPassthroughFilter failed on host %(host)s for request '
+                '%(request)s; error_policy=%(policy)s',
+                {'host': host_state,
+                 'request': host_view.describe_spec(spec_obj),
+                 'policy': opts.error_policy})
+            return opts.error_policy == FAIL_OPEN
+
+    def _host_passes(self, host_state, spec_obj):
+        opts = CONF.gpu_passthrough
+        request_facts = host_view.cached_request_facts(spec_obj, opts)
+        if not request_facts.asks:
+            return True
+        facts = host_view.host_facts(host_state, opts)
+        request, request_ids = request_facts.for_host(
+            facts, host_view.vendor_ids(opts))
+        if not request.wants_gpus:
+            return True
+        candidates = getattr(host_state, 'allocation_candidates', None)
+        if CONF.filter_scheduler.pci_in_placement and candidates:
+            return self._prune_candidates(
+                host_state, facts, request, request_ids)
+        fit = feasibility.best_set(facts.index, request)
+        if not fit.ok:
+            LOG.debug('%(host)s rejected by GPUPassthroughFilter: '
+                      '%(reason)s (%(untagged)d GPUs without agent tags)',
+                      {'host': host_state, 'reason': fit.reason,
+                       'untagged': facts.untagged})
+        return fit.ok
+
+    def _prune_candidates(self, host_state, facts, request, request_ids):
+        """Keep the feasible allocation candidates, best set first."""
+        before = len(host_state.allocation_candidates)
+        judge = CandidateJudge(facts, request, request_ids)
+        kept = self.filter_candidates(host_state, judge.accepts)
+        # NOTE: sorted() is stable: among sets of equal quality Placement's
+        # own order stays.
+        host_state.allocation_candidates = sorted(
+            kept, key=judge.quality, reverse=True)
+        if not kept:
+            LOG.debug('%(host)s rejected by GPUPassthroughFilter: none of '
+                      '%(count)d allocation candidates is a feasible GPU '
+                      'set for %(what)s; first reason: %(reason)s',
+                      {'host': host_state, 'count': before,
+                       'what': feasibility.describe_request(request),
+                       'reason': judge.first_reason})
+        return bool(kept)
+
+
+class CandidateJudge(object):
+    """Evaluates allocation candidates as GPU sets, once per distinct set.
+
+    A 2-GPU request on an 8-GPU host gives 56 ordered candidates but 28
+    distinct sets; each set is evaluated once.
+    """
+
+    def __init__(self, facts, request, request_ids):
+        self.facts = facts
+        self.request = request
+        self.request_ids = request_ids
+        self.first_reason = ''
+        self._results = {}
+
+    def addresses(self, candidate):
+        """GPU addresses of a candidate (None for an unknown provider)."""
+        found = []
+        for group, providers in candidate.get('mappings', {}).items():
+            if not any(group.startswith(rid) for rid in self.request_ids):
+                continue
+            for provider in providers:
+                found.append(self.facts.rp_addresses.get(provider))
+        return found
+
+    def _evaluate(self, candidate):
+        addresses = self.addresses(candidate)
+        key = tuple(sorted(str(a) for a in addresses))
+        result = self._results.get(key)
+        if result is None:
+            if None in addresses:
+                result = feasibility.SetEvaluation(
+                    False, 'a provider of %s is no GPU pool of this host'
+                    % sorted(candidate.get('mappings', {}).items()), 0.0)
+            else:
+                result = feasibility.evaluate_set(
+                    self.facts.index, self.request, addresses)
+            self._results[key] = result
+            if not result.ok and not self.first_reason:
+                self.first_reason = result.reason
+        return result
+
+    def accepts(self, candidate):
+        return self._evaluate(candidate).ok
+
+    def quality(self, candidate):
+        return self._evaluate(candidate).quality

@@ -1,0 +1,444 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Nova's ``HostState`` and ``RequestSpec`` as the policy core's types.
+
+What nova's scheduler sees of a host's GPUs (verified on Nova 34):
+
+* ``HostState.pci_stats.pools`` holds one pool (a dict) per PCI address
+  (nova splits pools by address for PCI-in-Placement), with ``vendor_id``,
+  ``product_id``, ``numa_node``, ``address``, ``count`` and every
+  ``[pci] device_spec`` tag as a string key; with ``[pci]
+  report_in_placement`` also ``rp_uuid``. The scheduler's pools carry no
+  device objects.
+* Pools hold *available* devices only: nova-compute drops a device's pool
+  when the device is claimed, and the scheduler's ``consume_from_request``
+  drops it during a multi-create. A GPU given to a guest is invisible, so
+  the occupancy of an IOMMU group comes from the agent's
+  :data:`~gpu_passthrough_filter.tags.GROUP_GPUS` tag: a group with fewer
+  visible GPUs than the tag says holds a busy GPU, and this module adds
+  placeholder busy GPUs for it.
+
+:func:`host_facts` builds a :class:`HostFacts` (the core's
+:class:`~gpu_passthrough_filter.policy.index.HostIndex` plus the nova facts
+the adapters need) once per host state and keeps it on the host state
+until the pools or the host's free resources change.
+"""
+
+import collections
+import dataclasses
+import typing
+
+from gpu_passthrough_filter.policy import extra_specs
+from gpu_passthrough_filter.policy import index as index_mod
+from gpu_passthrough_filter.policy import model
+from gpu_passthrough_filter import tags
+
+#: Attribute of the ``HostState`` that holds the cached facts. Nova keeps
+#: its host states across requests and rebuilds ``pci_stats`` when the
+#: compute node reports, which is what the cache key follows.
+CACHE_ATTRIBUTE = '_gpu_passthrough_facts'
+
+#: ``untagged_host_policy`` value trusting untagged GPUs as isolated.
+UNTAGGED_ISOLATED = 'isolated'
+
+_PROJECT_TAGS = frozenset(tags.ALL_TAGS)
+
+
+@dataclasses.dataclass(frozen=True)
+class HostFacts:
+    """What the filter and weigher know about one host state.
+
+    :param index: the core's :class:`~.index.HostIndex` of the host.
+    :param rp_addresses: Placement provider uuid -> PCI address of the
+        GPU pools that carry ``rp_uuid`` (PCI-in-Placement).
+    :param tagged_models: GPU models (``"vendor:product"``) of the pools
+        that carry the agent's tags.
+    :param untagged: number of GPUs taken from pools without the agent's
+        tags (handled by ``untagged_host_policy``).
+    """
+    index: index_mod.HostIndex
+    rp_addresses: typing.Mapping[str, str]
+    tagged_models: typing.FrozenSet[str]
+    untagged: int = 0
+
+
+# -- host state -> host view --------------------------------------------------
+
+def host_facts(host_state, opts):
+    """The cached :class:`HostFacts` of ``host_state``, built if stale.
+
+    :param host_state: a nova ``HostState``.
+    :param opts: the ``CONF.gpu_passthrough`` group (reads
+        ``untagged_host_policy`` and ``gpu_vendor_ids``).
+    :returns: a :class:`HostFacts`.
+    """
+    pci_stats = getattr(host_state, 'pci_stats', None)
+    pools = _pools_of(pci_stats)
+    key = (_signature(pools), _resources(host_state),
+           opts.untagged_host_policy, tuple(opts.gpu_vendor_ids or ()))
+    cached = getattr(host_state, CACHE_ATTRIBUTE, None)
+    # NOTE: the cache keeps references to the pci_stats object and its
+    # pool list and compares them by identity: nova replaces pci_stats
+    # whenever the compute node reports, and an id() of a freed object
+    # could be reused by its successor.
+    if (cached is not None and cached[0] is pci_stats and
+            cached[1] is pools and cached[2] == key):
+        return cached[3]
+    facts = build_host_facts(host_state, opts)
+    setattr(host_state, CACHE_ATTRIBUTE, (pci_stats, pools, key, facts))
+    return facts
+
+
+def _pools_of(pci_stats):
+    pools = getattr(pci_stats, 'pools', None) if pci_stats else None
+    return pools if isinstance(pools, list) else []
+
+
+def _signature(pools):
+    # Cheap, exact enough: nova removes a pool when its last device goes
+    # and decrements counts otherwise; tags never change without a new
+    # pci_stats object.
+    return tuple((pool.get('address'), pool.get('count'))
+                 if isinstance(pool, dict) else None for pool in pools)
+
+
+def _resources(host_state):
+    return tuple(getattr(host_state, name, None) for name in (
+        'vcpus_total', 'vcpus_used', 'cpu_allocation_ratio',
+        'total_usable_ram_mb', 'free_ram_mb', 'ram_allocation_ratio'))
+
+
+def build_host_facts(host_state, opts):
+    """Translate one host state (no cache).
+
+    :param host_state: a nova ``HostState``.
+    :param opts: the ``CONF.gpu_passthrough`` group.
+    :returns: a :class:`HostFacts`.
+    """
+    vendors = frozenset(_hex(v) for v in (opts.gpu_vendor_ids or ()))
+    untagged_isolation = (
+        tags.ISOLATED if opts.untagged_host_policy == UNTAGGED_ISOLATED
+        else tags.UNKNOWN)
+    gpus, group_sizes, rp_addresses = [], {}, {}
+    tagged_models, untagged = set(), 0
+    for pool in _pools_of(getattr(host_state, 'pci_stats', None)):
+        if not isinstance(pool, dict):
+            continue
+        is_tagged = any(key in _PROJECT_TAGS for key in pool)
+        if not is_tagged and _hex(pool.get('vendor_id')) not in vendors:
+            continue
+        pool_gpus = _pool_gpus(pool, is_tagged, untagged_isolation)
+        gpus.extend(pool_gpus)
+        if is_tagged:
+            tagged_models.update(gpu.model for gpu in pool_gpus)
+            _note_group_size(pool, pool_gpus, group_sizes)
+        else:
+            untagged += len(pool_gpus)
+        rp_uuid = pool.get('rp_uuid')
+        if isinstance(rp_uuid, str) and len(pool_gpus) == 1:
+            rp_addresses[rp_uuid] = pool_gpus[0].address
+    gpus.extend(_busy_group_mates(gpus, group_sizes))
+    view = model.HostView(
+        name=_host_name(host_state), gpus=tuple(gpus),
+        **_host_resources(host_state))
+    return HostFacts(index_mod.HostIndex(view), rp_addresses,
+                     frozenset(tagged_models), untagged)
+
+
+def _pool_gpus(pool, is_tagged, untagged_isolation):
+    """GPUs of one pool (one per free device; nova pools hold one)."""
+    count = _integer(pool.get('count'))
+    if count is None or count < 1:
+        return []
+    address = pool.get('address')
+    address = address.lower() if isinstance(address, str) else (
+        'pool-%x' % id(pool))
+    gpu_model = '%s:%s' % (_hex(pool.get('vendor_id')),
+                           _hex(pool.get('product_id')))
+    if is_tagged:
+        fields = _tagged_fields(pool)
+    else:
+        fields = dict(isolation=untagged_isolation,
+                      numa_node=_node(pool.get('numa_node')))
+    # NOTE: pools of type-PCI devices are split by address and count 1;
+    # a pool counting more (VFs of one PF) gets numbered extra members.
+    addresses = [address] + ['%s#%d' % (address, i) for i in range(1, count)]
+    return [model.GPU(address=a, model=gpu_model, **fields)
+            for a in addresses]
+
+
+def _tagged_fields(pool):
+    # Every tag is read defensively: a malformed value means "unknown",
+    # never an error (the pools come from each compute's own config file).
+    isolation = pool.get(tags.ISOLATION)
+    isolation = isolation.lower() if isinstance(isolation, str) else None
+    if isolation not in tags.ISOLATION_VERDICTS:
+        isolation = tags.UNKNOWN
+    numa_node = _node(pool.get(tags.NUMA_NODE))
+    if numa_node is None:
+        numa_node = _node(pool.get('numa_node'))
+    return dict(isolation=isolation, numa_node=numa_node,
+                iommu_group=_identifier(pool.get(tags.IOMMU_GROUP)),
+                switch=_identifier(pool.get(tags.SWITCH)),
+                root=_identifier(pool.get(tags.ROOT)))
+
+
+def _note_group_size(pool, pool_gpus, group_sizes):
+    size = _integer(pool.get(tags.GROUP_GPUS))
+    group = pool_gpus[0].iommu_group if pool_gpus else None
+    if group is not None and size is not None and size > 0:
+        group_sizes[group] = max(size, group_sizes.get(group, 0))
+
+
+def _busy_group_mates(gpus, group_sizes):
+    """Placeholders for the GPUs of a group that are given to guests.
+
+    Rule: a group whose tag says N GPUs but whose pools show M < N holds
+    N - M busy GPUs; they sit where their visible mates sit.
+    """
+    visible = collections.Counter(gpu.iommu_group for gpu in gpus)
+    first = {}
+    for gpu in gpus:
+        first.setdefault(gpu.iommu_group, gpu)
+    busy = []
+    for group, size in sorted(group_sizes.items()):
+        mate = first[group]
+        for i in range(size - visible[group]):
+            busy.append(dataclasses.replace(
+                mate, address='busy:group-%s:%d' % (group, i), free=False))
+    return busy
+
+
+def _host_name(host_state):
+    host = getattr(host_state, 'host', None)
+    node = getattr(host_state, 'nodename', None)
+    return '%s' % host if node in (None, host) else '%s/%s' % (host, node)
+
+
+def _host_resources(host_state):
+    """Free and total vCPUs and RAM as nova's CPU and RAM checks see them."""
+    cpu_ratio = _number(getattr(host_state, 'cpu_allocation_ratio', None))
+    ram_ratio = _number(getattr(host_state, 'ram_allocation_ratio', None))
+    vcpus = _number(getattr(host_state, 'vcpus_total', None))
+    vcpus_used = _number(getattr(host_state, 'vcpus_used', None)) or 0.0
+    ram = _number(getattr(host_state, 'total_usable_ram_mb', None))
+    free_ram = _number(getattr(host_state, 'free_ram_mb', None))
+    total_vcpus = vcpus * (cpu_ratio or 1.0) if vcpus else None
+    total_ram = ram * (ram_ratio or 1.0) if ram else None
+    free_vcpus = total_vcpus - vcpus_used if total_vcpus else None
+    free_ram_mb = None
+    if total_ram and free_ram is not None:
+        free_ram_mb = total_ram - (ram - free_ram)
+    return dict(free_vcpus=free_vcpus, free_ram_mb=free_ram_mb,
+                total_vcpus=total_vcpus, total_ram_mb=total_ram)
+
+
+# -- value parsing ------------------------------------------------------------
+
+def _hex(value):
+    return value.strip().lower() if isinstance(value, str) else ''
+
+
+def _integer(value):
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip('-').isdigit():
+        return int(value.strip())
+    return None
+
+
+def _number(value):
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number else None  # NaN is unknown
+
+
+def _node(value):
+    node = _integer(value)
+    return node if node is not None and node >= 0 else None
+
+
+def _identifier(value):
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    value = value.strip().lower()
+    if not value or value in (tags.NO_SWITCH, tags.UNKNOWN, '-1'):
+        return None
+    return value
+
+
+# -- request spec -> GPU request ----------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class PCIAsk:
+    """One flavor PCI alias request, before knowing whether it is a GPU.
+
+    :param request_id: the ``InstancePCIRequest.request_id`` (prefix of its
+        Placement request groups), or None.
+    :param count: devices asked for.
+    :param models: ``"vendor:product"`` models of the alias specs.
+    :param vendors: vendor ids of the alias specs.
+    """
+    request_id: typing.Optional[str]
+    count: int
+    models: typing.FrozenSet[str]
+    vendors: typing.FrozenSet[str]
+
+
+class RequestFacts(object):
+    """A ``RequestSpec`` read once, turned into a GPU request per host.
+
+    :param asks: the flavor's :class:`PCIAsk` values.
+    :param policies: the flavor's :class:`~.extra_specs.Policies`.
+    :param vcpus: guest vCPUs.
+    :param ram_mb: guest RAM in MiB.
+    """
+
+    def __init__(self, asks, policies, vcpus, ram_mb):
+        self.asks = tuple(asks)
+        self.policies = policies
+        self.vcpus = vcpus
+        self.ram_mb = ram_mb
+        self._requests = {}
+
+    def for_host(self, facts, vendor_ids):
+        """The :class:`~.model.GPURequest` on one host and its request ids.
+
+        A PCI ask is a GPU demand when it names a vendor of
+        ``vendor_ids`` or a model the agent tagged on this host; other
+        asks (NICs, ...) are nova's business alone.
+
+        :param facts: the host's :class:`HostFacts`.
+        :param vendor_ids: ``[gpu_passthrough] gpu_vendor_ids`` (lower).
+        :returns: ``(GPURequest, tuple of GPU request ids)``.
+        """
+        is_gpu = tuple(
+            bool(ask.vendors & vendor_ids or ask.models & facts.tagged_models)
+            for ask in self.asks)
+        result = self._requests.get(is_gpu)
+        if result is None:
+            result = self._build(is_gpu)
+            self._requests[is_gpu] = result
+        return result
+
+    def _build(self, is_gpu):
+        gpu_asks = [ask for ask, gpu in zip(self.asks, is_gpu) if gpu]
+        request = model.GPURequest(
+            demands=tuple(model.GPUDemand(ask.count, ask.models)
+                          for ask in gpu_asks),
+            isolation=self.policies.isolation,
+            numa_affinity=self.policies.numa_affinity,
+            locality=self.policies.locality,
+            vcpus=self.vcpus, ram_mb=self.ram_mb)
+        return request, tuple(ask.request_id for ask in gpu_asks
+                              if ask.request_id)
+
+
+#: The last request read: ``(spec_obj, pci_requests, flavor, defaults,
+#: RequestFacts)``. The filter and weigher see one spec_obj for every host
+#: of a request; one tuple assignment keeps it safe across threads.
+_last_request = (None, None, None, None, None)
+
+
+def cached_request_facts(spec_obj, opts):
+    """:func:`request_facts`, read once per ``RequestSpec``.
+
+    :param spec_obj: a nova ``RequestSpec``.
+    :param opts: the ``CONF.gpu_passthrough`` group.
+    """
+    global _last_request
+    flavor = _field(spec_obj, 'flavor')
+    pci_requests = _field(spec_obj, 'pci_requests')
+    defaults = (opts.default_isolation, opts.default_numa_affinity,
+                opts.default_locality)
+    last = _last_request
+    if (last[0] is spec_obj and last[1] is pci_requests and
+            last[2] is flavor and last[3] == defaults):
+        return last[4]
+    facts = request_facts(spec_obj, opts)
+    _last_request = (spec_obj, pci_requests, flavor, defaults, facts)
+    return facts
+
+
+def request_facts(spec_obj, opts):
+    """Read a ``RequestSpec`` into :class:`RequestFacts`.
+
+    :param spec_obj: a nova ``RequestSpec``.
+    :param opts: the ``CONF.gpu_passthrough`` group (policy defaults).
+    :raises extra_specs.InvalidExtraSpec: for a bad ``gpu_passthrough:*``
+        value in the flavor.
+    """
+    flavor = _field(spec_obj, 'flavor')
+    flavor_specs = _field(flavor, 'extra_specs') or {}
+    policies = extra_specs.parse_policies(flavor_specs, opts)
+    return RequestFacts(
+        _pci_asks(spec_obj), policies,
+        _number(_field(spec_obj, 'vcpus')) or 0.0,
+        _number(_field(spec_obj, 'memory_mb')) or 0.0)
+
+
+def _field(obj, name):
+    # Nova objects raise NotImplementedError (or similar) for fields that
+    # were never set; a missing field means "not given".
+    if obj is None:
+        return None
+    try:
+        return getattr(obj, name)
+    except Exception:
+        return None
+
+
+def _pci_asks(spec_obj):
+    pci_requests = _field(spec_obj, 'pci_requests')
+    asks = []
+    for request in (_field(pci_requests, 'requests') or ()):
+        # NOTE: requests without alias_name come from neutron ports
+        # (SR-IOV NICs), never from a GPU flavor.
+        if _field(request, 'alias_name') is None:
+            continue
+        count = _integer(_field(request, 'count'))
+        if not count or count < 1:
+            continue
+        specs = [s for s in (_field(request, 'spec') or ())
+                 if isinstance(s, dict)]
+        vendors = frozenset(_hex(s.get('vendor_id')) for s in specs) - {''}
+        models = frozenset(
+            '%s:%s' % (_hex(s.get('vendor_id')), _hex(s.get('product_id')))
+            for s in specs if s.get('vendor_id') and s.get('product_id'))
+        asks.append(PCIAsk(_field(request, 'request_id'), count, models,
+                           vendors))
+    return asks
+
+
+def vendor_ids(opts):
+    """``[gpu_passthrough] gpu_vendor_ids`` as a lower-case frozenset."""
+    return frozenset(v.strip().lower() for v in (opts.gpu_vendor_ids or ()))
+
+
+def describe_spec(spec_obj):
+    """A request spec in a few words, for error logs."""
+    # For the error log only: must not raise itself.
+    try:
+        flavor = spec_obj.flavor
+        return '%s (flavor %s, extra specs %s)' % (
+            getattr(spec_obj, 'instance_uuid', '?'), flavor.name,
+            dict(flavor.extra_specs))
+    except Exception:
+        return repr(spec_obj)
