@@ -86,9 +86,9 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
                 host_state, facts, request, request_ids)
         fit = feasibility.best_set(facts.index, request)
         if not fit.ok:
-            LOG.debug('%(host)s rejected by GPUPassthroughFilter: '
+            LOG.debug('GPUPassthroughFilter rejected host %(host)s: '
                       '%(reason)s (%(untagged)d GPUs without agent tags)',
-                      {'host': host_state, 'reason': fit.reason,
+                      {'host': facts.index.name, 'reason': fit.reason,
                        'untagged': facts.untagged})
         return fit.ok
 
@@ -102,10 +102,10 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
         host_state.allocation_candidates = sorted(
             kept, key=judge.quality, reverse=True)
         if not kept:
-            LOG.debug('%(host)s rejected by GPUPassthroughFilter: none of '
+            LOG.debug('GPUPassthroughFilter rejected host %(host)s: none of '
                       '%(count)d allocation candidates is a feasible GPU '
                       'set for %(what)s; first reason: %(reason)s',
-                      {'host': host_state, 'count': before,
+                      {'host': facts.index.name, 'count': before,
                        'what': feasibility.describe_request(request),
                        'reason': judge.first_reason})
         return bool(kept)
