@@ -1,0 +1,125 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""GPUPassthroughWeigher through nova's real HostWeightHandler."""
+
+import fixtures
+from nova import objects
+from nova.scheduler import weights as nova_weights
+from stevedore import extension
+
+from gpu_passthrough_filter.scheduler import weigher as gpu_weigher
+from tests.unit.scheduler import fakes
+
+FakeGPU = fakes.FakeGPU
+HGX = fakes.fake_gpus.HGX_ADDRESSES
+
+
+class WeigherTestCase(fakes.TestCase):
+
+    def setUp(self):
+        super(WeigherTestCase, self).setUp()
+        self.log = self.useFixture(fixtures.FakeLogger(
+            name='gpu_passthrough_filter', level='DEBUG'))
+
+    def ranking(self, states, flavor, weigher=None):
+        """Host names, best first, as nova's weight handler orders them."""
+        weigher = weigher or gpu_weigher.GPUPassthroughWeigher()
+        weighed = nova_weights.HostWeightHandler().get_weighed_objects(
+            [weigher], states, fakes.request_spec(flavor))
+        return [w.obj.host for w in weighed]
+
+
+class RankingTest(WeigherTestCase):
+
+    def test_best_fit_packs_the_fuller_host(self):
+        """1 GPU: 'nearly-full' (1 GPU left) beats 'empty' (8 free)."""
+        hgx = fakes.fake_gpus.eight_gpu_host()
+        states = [fakes.host_state('empty', hgx),
+                  fakes.host_state('nearly-full', hgx, busy=HGX[1:])]
+        self.assertEqual(['nearly-full', 'empty'],
+                         self.ranking(states, fakes.flavor('h100:1')))
+
+    def test_locality_prefers_a_switch_pair(self):
+        """2 GPUs: 'switch' (pair under one switch) beats 'split'."""
+        states = [
+            fakes.host_state('split', [
+                FakeGPU('0000:81:00.0', numa_node=0),
+                FakeGPU('0000:c1:00.0', numa_node=1)]),
+            fakes.host_state('switch', [
+                FakeGPU('0000:81:00.0', switch='0000:80:00.0'),
+                FakeGPU('0000:82:00.0', switch='0000:80:00.0')]),
+        ]
+        self.assertEqual(['switch', 'split'],
+                         self.ranking(states, fakes.flavor('h100:2')))
+
+    def test_plain_guest_keeps_off_the_gpu_host(self):
+        """No GPU: 'cpu-only' beats 'gpu', which has 8 free GPUs."""
+        states = [
+            fakes.host_state('gpu', fakes.fake_gpus.eight_gpu_host(),
+                             vcpus=32, ram_mb=256 * 1024),
+            fakes.host_state('cpu-only', vcpus=32, ram_mb=256 * 1024),
+        ]
+        self.assertEqual(
+            ['cpu-only', 'gpu'],
+            self.ranking(states, fakes.flavor(None, vcpus=16)))
+
+
+class MultiplierTest(WeigherTestCase):
+
+    def test_aggregate_overrides_the_multiplier(self):
+        """An aggregate's gpu_passthrough_weight_multiplier wins."""
+        self.flags(weight_multiplier=2.0)
+        aggregate = objects.Aggregate(
+            id=1, name='gpu', hosts=['agg'],
+            metadata={'gpu_passthrough_weight_multiplier': '-1.5'})
+        weigher = gpu_weigher.GPUPassthroughWeigher()
+        self.assertEqual(-1.5, weigher.weight_multiplier(
+            fakes.host_state('agg', aggregates=[aggregate])))
+        self.assertEqual(2.0, weigher.weight_multiplier(
+            fakes.host_state('plain')))
+
+    def test_scorers_are_summed_with_their_multipliers(self):
+        """Weight = 2 x 1.0 + 4 x 0.25 = 3.0, from in-memory scorers."""
+        self.flags(scorer_multipliers={'one': '2', 'quarter': '4'})
+        manager = extension.ExtensionManager.make_test_instance([
+            extension.Extension('one', None, lambda *a: 1.0, None),
+            extension.Extension('quarter', None, lambda *a: 0.25, None),
+        ])
+        weigher = gpu_weigher.GPUPassthroughWeigher(manager)
+        state = fakes.host_state('gpu', [FakeGPU('0000:81:00.0')])
+        spec = fakes.request_spec(fakes.flavor('h100:1'))
+        self.assertEqual(3.0, weigher._weigh_object(state, spec))
+
+    def test_configured_scorers_load_by_name(self):
+        """[gpu_passthrough] scorers picks entry points; unknown ones warn."""
+        self.flags(scorers=['locality', 'no_such_scorer'])
+        weigher = gpu_weigher.GPUPassthroughWeigher()
+        self.assertEqual(['locality'], list(weigher.scorers))
+        self.assertIn('no_such_scorer', self.log.output)
+
+
+class NeverRaisesTest(WeigherTestCase):
+
+    def test_broken_scorer_weighs_zero(self):
+        """A scorer that raises: weight 0.0, one error log with the host."""
+        def broken(index, request, chosen):
+            raise RuntimeError('boom')
+
+        manager = extension.ExtensionManager.make_test_instance([
+            extension.Extension('broken', None, broken, None)])
+        weigher = gpu_weigher.GPUPassthroughWeigher(manager)
+        state = fakes.host_state('gpu', [FakeGPU('0000:81:00.0')])
+        spec = fakes.request_spec(fakes.flavor('h100:1'))
+        self.assertEqual(0.0, weigher._weigh_object(state, spec))
+        self.assertEqual(1, self.log.output.count(
+            'GPUPassthroughWeigher failed on host (gpu, gpu)'))
+        self.assertIn('boom', self.log.output)
