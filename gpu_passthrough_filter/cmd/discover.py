@@ -133,7 +133,8 @@ def print_table(inventory, console):
 
 
 def _gpu_table(inventory):
-    table = rich.table.Table(title='%d GPU(s)' % len(inventory.gpus))
+    table = rich.table.Table(title='%d GPU(s)' % len(inventory.gpus),
+                             title_justify='left')
     for column in ('GPU', 'Name', 'NUMA', 'IOMMU group', 'vfio ready',
                    'Driver', 'Switch', 'Link'):
         table.add_column(column)
