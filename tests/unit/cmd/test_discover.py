@@ -87,6 +87,16 @@ class TableTest(DiscoverTestCase):
         self.assertIn('16.0 GT/s PCIe x16', rows[GPU_A])
         self.assertIn('vfio-pci', rows[GPU_A])
 
+    def test_names_from_pci_ids(self):
+        self.add_gpu_host()
+        pci_ids = os.path.join(self.root, 'pci.ids')
+        with open(pci_ids, 'w') as stream:
+            stream.write('10de  NVIDIA Corporation\n'
+                         '\t2330  GH100 [H100 SXM5 80GB]\n')
+        self.assertEqual(0, self.discover('--pci-ids', pci_ids))
+        self.assertIn('NVIDIA Corporation GH100 [H100 SXM5 80GB]',
+                      self.stdout.getvalue())
+
     def test_extra_gpu_id_and_iommu_off(self):
         self.tree.add('0000:1b:00.0', ROOT_BUS + [PORT_A],
                       class_code='0x0b4000', vendor='0x1bcf',
