@@ -81,7 +81,10 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
         if not request.wants_gpus:
             return True
         candidates = getattr(host_state, 'allocation_candidates', None)
-        if CONF.filter_scheduler.pci_in_placement and candidates:
+        if CONF.filter_scheduler.pci_in_placement and candidates is not None:
+            # NOTE: with PCI in Placement the scheduler claims one of these
+            # candidates; a host left with none cannot get this guest, as
+            # nova's own candidate filters conclude too.
             return self._prune_candidates(
                 host_state, facts, request, request_ids)
         fit = feasibility.best_set(facts.index, request)

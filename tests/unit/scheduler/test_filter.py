@@ -267,6 +267,17 @@ class CandidatesTest(FilterTestCase):
                       'set for 4 GPUs of 10de:2330' % before,
                       self.log.output)
 
+    def test_host_without_candidates_is_rejected(self):
+        """No candidate left for the host: nothing to claim, rejected.
+
+        The host has free GPUs, so the legacy feasibility check alone
+        would pass it (found by the hypothesis property test).
+        """
+        state, spec = self.state_with_candidates(fakes.flavor('h100:1'))
+        state.allocation_candidates = []
+
+        self.assertFalse(self.filt.host_passes(state, spec))
+
 
 class CacheTest(FilterTestCase):
 
