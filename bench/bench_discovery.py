@@ -38,6 +38,7 @@ Timings are medians of repeated runs (wall clock, ``time.perf_counter``).
 Not a test: run with ``tox -e bench -- discovery``.
 """
 
+import importlib.util
 import os
 import shutil
 import statistics
@@ -46,15 +47,22 @@ import sys
 import tempfile
 import time
 
-# NOTE: the tree writer lives with the tests; run.py loads this file by
-# path, so the repository root is not on sys.path by itself.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
-
-from gpu_passthrough_filter.inventory import sysfs  # noqa: E402
-from tests.unit.inventory import tree as sysfs_tree  # noqa: E402
+from gpu_passthrough_filter.inventory import sysfs
 
 REPEAT = 30
+
+#: The tests' sysfs tree writer, loaded by path: importing it through the
+#: ``tests`` package would run that package's set-up (nova's eventlet
+#: monkey patching), which has no place in a timing of the agent.
+TREE_WRITER = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), 'tests', 'unit', 'inventory', 'tree.py')
+
+
+def _tree_module():
+    spec = importlib.util.spec_from_file_location('sysfs_tree', TREE_WRITER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _median_seconds(function, repeat=REPEAT):
@@ -71,7 +79,7 @@ def write_sixteen_gpu_host(root):
 
     :param root: empty directory to write ``sys/`` into.
     """
-    tree = sysfs_tree.Tree(root)
+    tree = _tree_module().Tree(root)
     tree.numa_node(0, '0-31')
     tree.numa_node(1, '32-63')
     group = 0
