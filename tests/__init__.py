@@ -10,11 +10,17 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-# NOTE: nova's test packages monkey-patch the process with eventlet when they
-# are first imported. Left to them, that happens halfway through a test
-# worker's run (at the first module that imports nova's fakes), and modules
-# loaded before keep unpatched references: subprocess calls then fail inside
-# eventlet's hub. So every test process applies nova's own patching first,
-# as nova's test packages do, before anything else is imported. Set
-# OS_NOVA_DISABLE_EVENTLET_PATCHING=true to run in native threading mode.
-from nova import monkey_patch ; monkey_patch.patch()  # noqa
+import os
+
+# NOTE: nova's test packages call nova's monkey patching when they are first
+# imported. Left to them, that happens halfway through a test worker's run
+# (at the first module importing nova's fakes), and modules loaded before
+# keep unpatched references: subprocess calls then fail inside eventlet's
+# hub. Nova 34 deprecates eventlet for native threading, so every test
+# process here chooses native threading first, before any other import;
+# nova then refuses eventlet for the rest of the process. Set
+# OS_NOVA_DISABLE_EVENTLET_PATCHING=false to test under eventlet instead.
+os.environ.setdefault('OS_NOVA_DISABLE_EVENTLET_PATCHING', 'true')
+
+from nova import monkey_patch  # noqa: E402
+monkey_patch.patch()
