@@ -40,7 +40,7 @@ FORMATS = {
     'current_link_width': r'\d+\n',
     'max_link_width': r'\d+\n',
     'current_link_speed': r'\d+(\.\d)? GT/s( PCIe)?\n',
-    'resource': r'(0x[0-9a-f]{16} 0x[0-9a-f]{16} 0x[0-9a-f]{16}\n){13}',
+    'resource': r'(0x[0-9a-f]{16} 0x[0-9a-f]{16} 0x[0-9a-f]{16}\n){13,17}',
 }
 #: A link below ``sys/``: ``../`` as many times as the link is deep.
 DRIVER_LINK = re.compile(r'^(\.\./)+bus/pci/drivers/[\w-]+$')
