@@ -34,6 +34,16 @@ IOMMU_ENABLED = TRAIT_PREFIX + 'IOMMU_ENABLED'
 #: At least two GPUs of the host share one PCIe switch (P2P capable).
 SHARED_SWITCH = TRAIT_PREFIX + 'SHARED_SWITCH'
 
+#: Device trait (PCI-in-Placement): written by the agent into the
+#: ``traits`` of a GPU's ``[pci] device_spec`` entry, so that nova itself
+#: sets it on the GPU's own resource provider (traits added there from
+#: outside are wiped by nova-compute). The GPU's IOMMU group is isolated.
+DEVICE_ISOLATED = TRAIT_PREFIX + 'ISOLATED'
+
+#: Device trait (PCI-in-Placement), as :data:`DEVICE_ISOLATED`: the GPU's
+#: IOMMU group is shared by several GPUs and is handed out whole.
+DEVICE_SHARED_GROUP = TRAIT_PREFIX + 'SHARED_GROUP'
+
 #: Prefix of the per-model trait, e.g. ``CUSTOM_GPU_PT_MODEL_10DE_2330``.
 MODEL_PREFIX = TRAIT_PREFIX + 'MODEL_'
 

@@ -44,6 +44,20 @@ Add ``resource_class`` and ``traits`` to each device_spec entry and alias,
 for clouds with nova's ``[pci] report_in_placement`` and
 ``[filter_scheduler] pci_in_placement`` enabled.
 """),
+    cfg.ListOpt(
+        'alias_names',
+        default=[],
+        help="""
+Names of the ``[pci] alias`` entries, as ``vendor:device=name`` items (ids
+in hex), e.g. ``10de:2330=h100,10de:20b5=a100-80g``. Flavors ask for GPUs
+with ``pci_passthrough:alias=<name>:<count>``, so set the same names on
+every compute node. Models not listed get ``gpu-<vendor>-<device>``, e.g.
+``gpu-10de-2330``.
+
+Related options:
+
+* ``[nova_pci] report_in_placement``
+"""),
 ]
 
 JSON_GROUP = cfg.OptGroup(

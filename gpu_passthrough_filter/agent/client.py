@@ -1,0 +1,142 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The agent's connection to Placement: openstacksdk, errors typed.
+
+The connection comes from the ``[placement]`` keystoneauth options of the
+agent's config (any auth plugin: ``password``, ``v3applicationcredential``,
+``admin_token`` for tests) or from a ``clouds.yaml`` cloud named by
+``[placement] cloud``. :class:`PlacementClient` sends raw REST calls through
+the connection's placement proxy, with an explicit microversion, and turns
+every failure into a :mod:`~gpu_passthrough_filter.agent.exception` error.
+
+NOTE: the agent never uses openstacksdk's resource-provider trait helpers:
+their retry-on-conflict resends the stale generation. It reads, decides and
+writes itself (see :mod:`gpu_passthrough_filter.agent.placement`).
+"""
+
+from keystoneauth1 import exceptions as ks_exc
+from keystoneauth1 import loading as ks_loading
+import openstack
+from openstack import exceptions as sdk_exc
+from oslo_log import log as logging
+
+from gpu_passthrough_filter.agent import exception
+
+LOG = logging.getLogger(__name__)
+
+#: Seconds a request may take when ``[placement] timeout`` is unset: the
+#: daemon must never hang on a Placement that accepts and then says nothing.
+DEFAULT_TIMEOUT = 30.0
+
+#: Microversion of every call: traits need 1.6; 1.23 adds error codes such
+#: as ``placement.concurrent_update`` to 409 answers.
+MICROVERSION = '1.23'
+
+#: Error code of a generation conflict (Placement microversion >= 1.23).
+CONCURRENT_UPDATE = 'placement.concurrent_update'
+
+
+def connect(conf):
+    """Build an openstacksdk connection to Placement from the agent config.
+
+    :param conf: the agent's ``ConfigOpts``.
+    :returns: an :class:`openstack.connection.Connection`.
+    :raises exception.ConfigError: the options do not make a connection.
+    """
+    group = conf.placement
+    try:
+        if group.cloud:
+            return openstack.connect(cloud=group.cloud)
+        auth = ks_loading.load_auth_from_conf_options(conf, 'placement')
+        if auth is None:
+            raise exception.ConfigError(
+                reason='[placement] auth_type is not set (or set '
+                       '[placement] cloud)')
+        session = ks_loading.load_session_from_conf_options(
+            conf, 'placement', auth=auth)
+        if session.timeout is None:
+            session.timeout = DEFAULT_TIMEOUT
+        return openstack.connection.Connection(
+            session=session, oslo_conf=conf, service_types=['placement'])
+    except (ks_exc.MissingRequiredOptions, ks_exc.NoMatchingPlugin,
+            ks_exc.OptionError, sdk_exc.ConfigException) as exc:
+        raise exception.ConfigError(reason='[placement]: %s' % exc)
+
+
+class PlacementClient:
+    """Raw Placement REST calls with typed errors.
+
+    :param connection: an :class:`openstack.connection.Connection`.
+    """
+
+    def __init__(self, connection):
+        self.connection = connection
+
+    def request(self, method, url, body=None, ok=(200,)):
+        """Send one request; return the response if its status is in ``ok``.
+
+        :param method: HTTP method.
+        :param url: path below the Placement endpoint.
+        :param body: JSON body, or None.
+        :param ok: statuses returned to the caller instead of raised.
+        :raises exception.PlacementUnavailable: no answer, a timeout or 5xx.
+        :raises exception.AuthError: 401 or 403.
+        :raises exception.PlacementError: any other unexpected status.
+        """
+        kwargs = {'microversion': MICROVERSION}
+        if body is not None:
+            kwargs['json'] = body
+        try:
+            response = self.connection.placement.request(
+                url, method, **kwargs)
+        except (ks_exc.ConnectionError, ks_exc.RequestTimeout,
+                ks_exc.GatewayTimeout, ks_exc.DiscoveryFailure) as exc:
+            raise exception.PlacementUnavailable(method=method, url=url,
+                                                 reason=exc)
+        except (ks_exc.Unauthorized, ks_exc.Forbidden) as exc:
+            raise exception.AuthError(status=exc.http_status, method=method,
+                                      url=url)
+        except ks_exc.EndpointNotFound as exc:
+            raise exception.ConfigError(reason='no Placement endpoint: %s'
+                                        % exc)
+        return self._check(response, method, url, ok)
+
+    @staticmethod
+    def _check(response, method, url, ok):
+        status = response.status_code
+        if status in ok:
+            return response
+        if status in (401, 403):
+            raise exception.AuthError(status=status, method=method, url=url)
+        if status >= 500:
+            raise exception.PlacementUnavailable(
+                method=method, url=url, reason='HTTP %d' % status)
+        raise exception.PlacementError(status=status, method=method,
+                                       url=url, detail=error_detail(response))
+
+
+def error_detail(response):
+    """The first error's detail (or the body) of a Placement answer."""
+    try:
+        errors = response.json().get('errors') or [{}]
+        return (errors[0].get('detail') or response.text).strip()
+    except (ValueError, AttributeError):
+        return response.text.strip()
+
+
+def error_code(response):
+    """The first error's ``code`` of a Placement answer, or None."""
+    try:
+        errors = response.json().get('errors') or [{}]
+        return errors[0].get('code')
+    except (ValueError, AttributeError):
+        return None

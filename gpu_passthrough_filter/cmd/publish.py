@@ -1,0 +1,109 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""``gpu-passthrough-agent publish --once``: one discovery, one publish.
+
+Exit status:
+
+* ``0``: every publisher succeeded and nova-compute needs nothing;
+* ``3`` (:data:`EXIT_RESTART_NOVA`): every publisher succeeded and the
+  nova config file changed: restart nova-compute to apply it (a warning
+  line says so too);
+* ``1``: something failed (invalid configuration, sysfs unreadable,
+  credentials refused, no resource provider for this host, Placement
+  unreachable...), with an error line naming the cause. What could be
+  published consistently was; nothing was half-published.
+"""
+
+from oslo_config import cfg
+from oslo_log import log as logging
+
+from gpu_passthrough_filter.agent import daemon
+from gpu_passthrough_filter.agent import exception
+
+LOG = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+#: Published, and the nova config file changed: restart nova-compute.
+EXIT_RESTART_NOVA = 3
+
+
+def add_config_arguments(parser):
+    """``--config-file`` and ``--config-dir``, as oslo.config has them.
+
+    :param parser: an argparse (sub-)parser.
+    """
+    parser.add_argument(
+        '--config-file', action='append', default=[], metavar='PATH',
+        help='Agent configuration file; may be repeated, later files '
+             'override earlier ones (default: %s if it exists).'
+             % daemon.DEFAULT_CONFIG_FILE)
+    parser.add_argument(
+        '--config-dir', action='append', default=[], metavar='DIR',
+        help='Directory of *.conf files read after the config files.')
+
+
+def add_parser(subparsers):
+    """Register ``publish``.
+
+    :param subparsers: the ``gpu-passthrough-agent`` sub-parsers.
+    """
+    parser = subparsers.add_parser(
+        'publish',
+        help='Discover the GPUs once and publish them.',
+        description='Read sysfs once and run the configured publishers '
+                    '([agent] publishers). Exit status: 0 done, 3 done and '
+                    'the nova config file changed (restart nova-compute), '
+                    '1 failed.')
+    parser.add_argument(
+        '--once', action='store_true', required=True,
+        help='Publish once and exit (the only mode; "run" is the daemon).')
+    add_config_arguments(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def load(args):
+    """Configuration from the parsed ``args``, logging set up.
+
+    :raises exception.ConfigError: invalid configuration.
+    """
+    conf = daemon.build_conf(args.config_file, args.config_dir)
+    logging.setup(conf, 'gpu-passthrough-agent')
+    return conf
+
+
+def setup_fallback_logging():
+    """Log to stderr when the configuration could not even be read."""
+    conf = cfg.ConfigOpts()
+    logging.register_options(conf)
+    conf([], default_config_files=[])
+    logging.setup(conf, 'gpu-passthrough-agent')
+
+
+def run(args):
+    """Publish once. :returns: the exit status."""
+    try:
+        conf = load(args)
+        manager = daemon.load_publishers(conf)
+    except exception.ConfigError as exc:
+        setup_fallback_logging()
+        LOG.error('%s', exc)
+        return EXIT_FAILED
+    report = daemon.run_cycle(conf, manager)
+    if not report.ok:
+        LOG.error('publish --once failed: %s', '; '.join(
+            '%s: %s' % item for item in sorted(report.errors.items())))
+        return EXIT_FAILED
+    if report.restart_needed:
+        return EXIT_RESTART_NOVA
+    return EXIT_OK
