@@ -20,6 +20,7 @@ from oslotest import base
 from gpu_passthrough_filter.inventory import sysfs
 from gpu_passthrough_filter import tags
 from gpu_passthrough_filter.testing import fake_sysfs
+from gpu_passthrough_filter.testing import topologies
 
 REAL = os.path.join(os.path.dirname(__file__), '..', '..', 'data', 'sysfs',
                     '32intel64-2p8co2t+8ve')
@@ -70,7 +71,7 @@ class SameShapeAsRealTreeTest(FakeTreeTestCase):
 
     def setUp(self):
         super(SameShapeAsRealTreeTest, self).setUp()
-        self.root = self.write(fake_sysfs.h100_8gpu_2numa_4switch())
+        self.root = self.write(topologies.h100_8gpu_2numa_4switch())
 
     def test_attribute_formats_match_the_real_tree(self):
         for address in (REAL_ENDPOINT, REAL_BRIDGE):
@@ -144,7 +145,7 @@ class NamedTopologiesTest(FakeTreeTestCase):
     """The reader's verdicts on the named machines are the documented ones."""
 
     def gpus(self, name):
-        root = self.write(fake_sysfs.TOPOLOGIES[name]())
+        root = self.write(topologies.NAMED[name]())
         inventory = sysfs.read_inventory(root)
         return {gpu.address: gpu for gpu in inventory.gpus}, inventory
 
@@ -176,7 +177,7 @@ class NamedTopologiesTest(FakeTreeTestCase):
         self.assertFalse(inventory.iommu_enabled)
 
     def test_iommu_off_leaves_every_gpu_unknown(self):
-        host = fake_sysfs.h100_8gpu_2numa_4switch()
+        host = topologies.h100_8gpu_2numa_4switch()
         host.iommu = False
         root = self.write(host)
         self.assertFalse(os.path.exists(
