@@ -96,8 +96,14 @@ def run(args):
         conf = load(args)
         manager = daemon.load_publishers(conf)
     except exception.ConfigError as exc:
+        error = exc
+    else:
+        error = None
+    if error is not None:
+        # NOTE: logged outside the except block: oslo.log would append the
+        # traceback of the exception being handled; the message says it all.
         setup_fallback_logging()
-        LOG.error('%s', exc)
+        LOG.error('%s', error)
         return EXIT_FAILED
     report = daemon.run_cycle(conf, manager)
     if not report.ok:

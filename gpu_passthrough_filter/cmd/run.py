@@ -50,15 +50,19 @@ def run(args):
     try:
         publish.load(args)
     except exception.ConfigError as exc:
-        publish.setup_fallback_logging()
-        LOG.error('%s', exc)
-        return publish.EXIT_FAILED
+        return _fail(exc, logging_ready=False)
     agent = daemon.Daemon(functools.partial(
         daemon.build_conf, args.config_file, args.config_dir))
     agent.install_signal_handlers()
     try:
         agent.start()
     except exception.ConfigError as exc:
-        LOG.error('%s', exc)
-        return publish.EXIT_FAILED
+        return _fail(exc, logging_ready=True)
     return agent.run()
+
+
+def _fail(error, logging_ready):
+    if not logging_ready:
+        publish.setup_fallback_logging()
+    LOG.error('%s', error)
+    return publish.EXIT_FAILED

@@ -113,8 +113,7 @@ class InProcessPlacement(fixtures.Fixture):
         return set(body['traits']), body['resource_provider_generation']
 
     def set_traits(self, uuid, names):
-        """Replace the provider's traits (creating custom ones) as another
-        client would."""
+        """Replace the provider's traits as another client would."""
         for name in names:
             if name.startswith('CUSTOM_'):
                 self.call('PUT', '/traits/%s' % name)
@@ -143,8 +142,7 @@ def write_config(directory, name='agent.conf', **groups):
 
 
 def machine_tree(test, machine):
-    """Write named machine ``machine`` (a function of test_topologies)
-    as a sysfs tree. :returns: the root directory."""
+    """Write a named machine of test_topologies; return its root."""
     root = test.useFixture(fixtures.TempDir()).path
     machine(sysfs_tree.Tree(root))
     return root
@@ -169,9 +167,8 @@ def agent_conf(test, service=None, host='gpu-host', publishers=('placement',),
     if sysfs_root:
         agent['sysfs_root'] = sysfs_root
     agent.update(groups.pop('agent', {}))
-    options = {'agent': agent,
-               'nova_pci': {'output_file': os.path.join(directory,
-                                                         'nova-pci.conf')}}
+    output = os.path.join(directory, 'nova-pci.conf')
+    options = {'agent': agent, 'nova_pci': {'output_file': output}}
     options['nova_pci'].update(groups.pop('nova_pci', {}))
     if service is not None:
         options['placement'] = {'auth_type': 'admin_token',

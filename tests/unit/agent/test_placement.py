@@ -102,8 +102,10 @@ class PlacementPublisherTest(base.BaseTestCase):
             self.placement.traits(self.uuid)[0])
 
     def test_conflict_rereads_and_keeps_the_other_writer_change(self):
-        """Another client adds a trait between the agent's read and write:
-        the agent gets 409, reads again and writes both changes."""
+        """A concurrent writer between read and write: 409, re-read.
+
+        The agent must keep the other writer's trait and add its own.
+        """
         def concurrent_writer(method, path):
             if method == 'PUT' and path.endswith('/traits') and not fired:
                 fired.append(path)
