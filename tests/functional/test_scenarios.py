@@ -140,8 +140,7 @@ class InProcessScenarioTest(scenarios.GPUScenarios,
             2, {'gpu_passthrough:locality': 'switch'})
 
     def expected_host_traits(self):
-        """Run the agent once per host, then expect :data:`EXPECTED_TRAITS`.
-        """
+        """Run the agent once per host; expect :data:`EXPECTED_TRAITS`."""
         for host, description in sorted(SYSFS_HOSTS.items()):
             self._run_agent(host, description)
         return {host: set(names) for host, names in EXPECTED_TRAITS.items()}

@@ -287,10 +287,11 @@ class GPUScenarios(object):
         self.assertIsNone(server.compute_host)
 
     def assert_server_gpu_count(self, server, count):
-        """With PCI in Placement: the server's allocation holds ``count``
-        devices, all on PCI device providers of the server's host.
+        """The server holds ``count`` GPUs, as far as the cloud shows it.
 
-        Without it, nova keeps device claims to itself and the cloud cannot
+        With PCI in Placement the server's allocation holds ``count``
+        devices, all on PCI device providers of the server's host. Without
+        it, nova keeps device claims to itself and the cloud cannot
         say from outside which GPUs a server holds: nothing to check.
 
         :param server: an ACTIVE server (admin view).
@@ -323,8 +324,9 @@ class GPUScenarios(object):
         return sorted(names)
 
     def wait_for_agent_traits(self, host, wanted):
-        """Poll the traits of ``host`` until its agent-owned ones are
-        ``wanted`` or :attr:`TRAITS_TIMEOUT` has passed.
+        """Poll the traits of ``host`` until the agent's are ``wanted``.
+
+        Gives up after :attr:`TRAITS_TIMEOUT` seconds.
 
         :param host: a hypervisor hostname.
         :param wanted: the agent-owned traits expected.
