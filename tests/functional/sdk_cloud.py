@@ -34,7 +34,8 @@ How the stubs are met:
   service discovery against a catalog that does not exist). The mocked
   ``get_endpoint`` is harmless here: with an endpoint override every
   request URL comes from the override, and the SDK calls the mock only
-  to validate proxies, which it does not do by default. The Placement
+  as it builds a proxy, and uses the answer only to validate the proxy
+  when asked to (``strict_proxies``, off by default). The Placement
   stub is not: the scenarios need ``conn.placement.resource_providers()``
   and friends. :class:`_Connection` therefore declares its own Placement
   service descriptor that builds the real SDK Placement proxy straight
