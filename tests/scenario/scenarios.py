@@ -64,8 +64,8 @@ from gpu_passthrough_filter import traits
 #: Nova validates flavor extra specs from this compute API microversion on.
 #: openstacksdk's Flavor resource negotiates at most 2.61 for its extra
 #: spec calls, where nova accepts any value unchecked, so the scenarios
-#: send extra specs themselves at this microversion: this is what
-#: ``openstack flavor set --property`` (python-openstackclient) does too.
+#: send extra specs themselves at this microversion (a raw request through
+#: the SDK's compute proxy).
 EXTRA_SPEC_VALIDATION_MICROVERSION = '2.86'
 
 #: The fault message nova gives a server no host could take.
