@@ -166,8 +166,13 @@ class PluginPhasesTest(base.BaseTestCase):
             [('nova-conf', 'enable', '--weigher',
               '--config-file', '/etc/nova/nova.conf')],
             self.agent_calls(calls))
-        # No compute here: no agent, no PCI in Placement.
-        self.assertEqual([], self.named(calls, 'iniset'))
+        # No compute here: no agent, no PCI in Placement; only the alias
+        # that nova-api needs to accept GPU flavors' servers.
+        self.assertEqual(
+            [('/etc/nova/nova.conf', 'pci', 'alias',
+              '{"name": "l40s", "vendor_id": "10de", "product_id": "26b9", '
+              '"device_type": "type-PCI"}')],
+            self.named(calls, 'iniset'))
 
     def test_post_config_on_compute_only_node_does_not_touch_nova_conf(self):
         calls = self.source('stack', 'post-config', services=COMPUTE)
@@ -216,7 +221,8 @@ class PluginPhasesTest(base.BaseTestCase):
         calls = self.source('stack', 'post-config')
         self.assertEqual(
             [], [c for c in self.named(calls, 'iniset')
-                 if c[0].startswith('/etc/nova/')])
+                 if c[0].startswith('/etc/nova/') and c[1:3] != (
+                     'pci', 'alias')])
 
     def test_post_config_fake_gpus(self):
         calls = self.source('stack', 'post-config', services=COMPUTE,
