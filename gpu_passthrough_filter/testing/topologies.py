@@ -420,9 +420,11 @@ _H100_8, _H100_8_NUMA = _h100_expectations([
 def h100_8gpu_2numa_4switch():
     """8 H100 SXM (10de:2330): 2 NUMA nodes x 2 PCIe switches x 2 GPUs.
 
-    The shape of an HGX H100 8-GPU board's PCIe side (Broadcom PEX89104
-    switches, 1000:c030), simplified to one switch level and no NICs;
-    every function in its own IOMMU group, GPUs bound to vfio-pci.
+    Made up in the shape of an HGX H100 8-GPU board's PCIe side (GPUs in
+    pairs under Gen5 PCIe switches, two switches per socket), simplified
+    to one switch level and no NICs. Chosen: Broadcom ids 1000:c030 for
+    the switch ports, every function in its own IOMMU group, GPUs bound
+    to vfio-pci.
 
     Expected: all *isolated*; switch 01:00.0 holds 03,04; 05:00.0 holds
     07,08 (NUMA 0); 81:00.0 holds 83,84; 85:00.0 holds 87,88 (NUMA 1).
