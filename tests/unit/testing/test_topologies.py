@@ -17,14 +17,20 @@ from the written files with the rules stated in
 agent's reader; then the reader is checked against the same data.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
-import fixtures
 from oslotest import base
 
 from gpu_passthrough_filter.inventory import sysfs
 from gpu_passthrough_filter import tags
 from gpu_passthrough_filter.testing import topologies
+
+#: Taken at import: oslotest points TMPDIR at a per-test directory.
+_PROCESS_TMP = tempfile.gettempdir()
+_TREES = {}
 
 GPU_CLASS_PREFIXES = ('0x0300', '0x0302')
 BRIDGE_CLASS_PREFIXES = ('0x0604', '0x0600')
@@ -94,8 +100,12 @@ class TreeFacts(object):
 class NamedMachinesTest(base.BaseTestCase):
 
     def write(self, name):
-        root = self.useFixture(fixtures.TempDir()).path
-        return topologies.NAMED[name]().write(root)
+        """The machine's tree, written once per process (tests only read)."""
+        if name not in _TREES:
+            root = tempfile.mkdtemp(prefix='topology-', dir=_PROCESS_TMP)
+            atexit.register(shutil.rmtree, root, True)
+            _TREES[name] = topologies.NAMED[name]().write(root)
+        return _TREES[name]
 
     def test_every_machine_has_expectations_and_a_cited_docstring(self):
         self.assertEqual(set(topologies.NAMED), set(topologies.EXPECTED))
