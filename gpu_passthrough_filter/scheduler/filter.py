@@ -76,12 +76,13 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
         if not request_facts.asks:
             return True
         facts = host_view.host_facts(host_state, opts)
+        candidates = host_view.placement_candidates(
+            host_state, CONF.filter_scheduler.pci_in_placement)
         request, request_ids = request_facts.for_host(
-            facts, host_view.vendor_ids(opts))
+            facts, host_view.vendor_ids(opts), candidates)
         if not request.wants_gpus:
             return True
-        candidates = getattr(host_state, 'allocation_candidates', None)
-        if CONF.filter_scheduler.pci_in_placement and candidates is not None:
+        if candidates is not None:
             # NOTE: with PCI in Placement the scheduler claims one of these
             # candidates; a host left with none cannot get this guest, as
             # nova's own candidate filters conclude too.

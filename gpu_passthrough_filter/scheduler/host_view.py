@@ -318,37 +318,83 @@ class RequestFacts(object):
         self.ram_mb = ram_mb
         self._requests = {}
 
-    def for_host(self, facts, vendor_ids):
+    def for_host(self, facts, vendor_ids, candidates=None):
         """The :class:`~.model.GPURequest` on one host and its request ids.
 
         A PCI ask is a GPU demand when it names a vendor of
-        ``vendor_ids`` or a model the agent tagged on this host; other
-        asks (NICs, ...) are nova's business alone.
+        ``vendor_ids`` or a model the agent tagged on this host, or, for
+        an alias that names only a Placement ``resource_class`` (and
+        maybe ``traits``), when the host's allocation candidates map its
+        request groups to GPU providers of this host; other asks (NICs,
+        ...) are nova's business alone.
 
         :param facts: the host's :class:`HostFacts`.
         :param vendor_ids: ``[gpu_passthrough] gpu_vendor_ids`` (lower).
+        :param candidates: the host's ``allocation_candidates`` (PCI in
+            Placement), or None.
         :returns: ``(GPURequest, tuple of GPU request ids)``.
         """
-        is_gpu = tuple(
-            bool(ask.vendors & vendor_ids or ask.models & facts.tagged_models)
-            for ask in self.asks)
-        result = self._requests.get(is_gpu)
+        key = tuple(self._ask_key(ask, facts, vendor_ids, candidates)
+                    for ask in self.asks)
+        result = self._requests.get(key)
         if result is None:
-            result = self._build(is_gpu)
-            self._requests[is_gpu] = result
+            result = self._build(key)
+            self._requests[key] = result
         return result
 
-    def _build(self, is_gpu):
-        gpu_asks = [ask for ask, gpu in zip(self.asks, is_gpu) if gpu]
+    @staticmethod
+    def _ask_key(ask, facts, vendor_ids, candidates):
+        """``(is a GPU demand, accepted models)`` of one ask on one host."""
+        if ask.vendors & vendor_ids or ask.models & facts.tagged_models:
+            return True, ask.models
+        if ask.vendors or ask.models or not ask.request_id:
+            return False, ask.models
+        # NOTE: a resource-class alias (nova's advice for PCI in Placement:
+        # one resource class over several device_spec matchers) names no
+        # vendor or product; Placement already matched its resource class
+        # and traits, so the GPUs its candidates map to are what it
+        # accepts on this host.
+        models = candidate_models(facts, candidates, ask.request_id)
+        return bool(models), models
+
+    def _build(self, key):
+        gpu_asks = [(ask, models) for ask, (gpu, models)
+                    in zip(self.asks, key) if gpu]
         request = model.GPURequest(
-            demands=tuple(model.GPUDemand(ask.count, ask.models)
-                          for ask in gpu_asks),
+            demands=tuple(model.GPUDemand(ask.count, models)
+                          for ask, models in gpu_asks),
             isolation=self.policies.isolation,
             numa_affinity=self.policies.numa_affinity,
             locality=self.policies.locality,
             vcpus=self.vcpus, ram_mb=self.ram_mb)
-        return request, tuple(ask.request_id for ask in gpu_asks
+        return request, tuple(ask.request_id for ask, _ in gpu_asks
                               if ask.request_id)
+
+
+def candidate_models(facts, candidates, request_id):
+    """GPU models that allocation candidates give to one PCI request.
+
+    :param facts: the host's :class:`HostFacts`.
+    :param candidates: the host's ``allocation_candidates``, or None.
+    :param request_id: the ``InstancePCIRequest.request_id``; its
+        Placement request groups are ``<request_id>-<i>``.
+    :returns: a frozenset of ``"vendor:product"`` models, empty when no
+        candidate maps the request to a GPU provider of this host.
+    """
+    prefix = '%s-' % request_id
+    addresses = set()
+    for candidate in candidates or ():
+        mappings = candidate.get('mappings') if isinstance(
+            candidate, dict) else None
+        for group, providers in (mappings or {}).items():
+            if not group.startswith(prefix):
+                continue
+            for provider in providers:
+                address = facts.rp_addresses.get(provider)
+                if address is not None:
+                    addresses.add(address)
+    gpus = facts.index.gpus
+    return frozenset(gpus[a].model for a in addresses if a in gpus)
 
 
 #: The last request read: ``(spec_obj, pci_requests, flavor, defaults,
@@ -425,6 +471,22 @@ def _pci_asks(spec_obj):
         asks.append(PCIAsk(_field(request, 'request_id'), count, models,
                            vendors))
     return asks
+
+
+def placement_candidates(host_state, pci_in_placement):
+    """The host's allocation candidates, or None without PCI in Placement.
+
+    Nova claims the chosen host's first candidate only with ``[filter_
+    scheduler] pci_in_placement``; otherwise the compute picks the devices
+    and the candidates say nothing about GPUs.
+
+    :param host_state: a nova ``HostState``.
+    :param pci_in_placement: ``[filter_scheduler] pci_in_placement``.
+    """
+    if not pci_in_placement:
+        return None
+    candidates = getattr(host_state, 'allocation_candidates', None)
+    return candidates if isinstance(candidates, list) else None
 
 
 def vendor_ids(opts):

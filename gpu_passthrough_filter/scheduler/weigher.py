@@ -104,20 +104,26 @@ class GPUPassthroughWeigher(weights.BaseHostWeigher):
     def _weigh(self, host_state, spec_obj):
         opts = CONF.gpu_passthrough
         facts = host_view.host_facts(host_state, opts)
+        candidates = host_view.placement_candidates(
+            host_state, CONF.filter_scheduler.pci_in_placement)
         request, request_ids = host_view.cached_request_facts(
-            spec_obj, opts).for_host(facts, host_view.vendor_ids(opts))
-        chosen = self._chosen_set(host_state, facts, request, request_ids)
+            spec_obj, opts).for_host(facts, host_view.vendor_ids(opts),
+                                     candidates)
+        chosen = self._chosen_set(candidates, facts, request, request_ids)
         multipliers = _multipliers(opts.scorer_multipliers)
         return scorers_mod.weighted_sum(facts.index, request, chosen,
                                         self.scorers, multipliers)
 
     @staticmethod
-    def _chosen_set(host_state, facts, request, request_ids):
-        """The GPU set nova will give on this host, or None."""
+    def _chosen_set(candidates, facts, request, request_ids):
+        """The GPU set nova will give on this host, or None.
+
+        :param candidates: the host's allocation candidates (PCI in
+            Placement), or None.
+        """
         if not request.wants_gpus:
             return None
-        candidates = getattr(host_state, 'allocation_candidates', None)
-        if CONF.filter_scheduler.pci_in_placement and candidates:
+        if candidates:
             # The filter put the best candidate first; nova claims it.
             judge = filter_mod.CandidateJudge(facts, request, request_ids)
             addresses = judge.addresses(candidates[0])
