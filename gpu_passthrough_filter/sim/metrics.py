@@ -20,6 +20,10 @@ Definitions (also in ``doc/source/admin/simulator.rst``):
   demand first reaches X%.
 * *isolation breaks*: GPU VMs that got a GPU whose IOMMU group holds a GPU
   given to another VM, or a GPU whose isolation is ``unknown``.
+* *1 NUMA / 1 switch*: share of the placed multi-GPU VMs whose GPUs sit
+  on one NUMA node (under one PCIe switch), among those VMs the fleet
+  allows there (no more GPUs than its largest one-node or one-switch
+  block of an accepted model).
 * *stranded GPUs*: free GPUs, at the end, on hosts whose free vCPUs or
   free RAM are below the median 1-GPU request of the workload (no typical
   1-GPU VM can use them any more).
@@ -89,19 +93,67 @@ def failed_by_gpus(placements):
     return dict(sorted(failed.items()))
 
 
+def largest_blocks(gpus):
+    """Largest one-NUMA-node and one-switch GPU blocks per GPU model.
+
+    :param gpus: ``{(host, address): SimGPU}`` from :func:`gpu_index`.
+    :returns: ``({model name: GPUs}, {model name: GPUs})``: the most GPUs
+        of a model on one NUMA node of one host, and under one switch.
+    """
+    per_numa = collections.Counter()
+    per_switch = collections.Counter()
+    for (host, _), gpu in gpus.items():
+        per_numa[(gpu.model.name, host, gpu.numa_node)] += 1
+        if gpu.switch != tags.NO_SWITCH:
+            per_switch[(gpu.model.name, host, gpu.switch)] += 1
+    return _largest_by_model(per_numa), _largest_by_model(per_switch)
+
+
+def _largest_by_model(counts):
+    largest = {}
+    for (model_name, _, _), count in counts.items():
+        largest[model_name] = max(count, largest.get(model_name, 0))
+    return largest
+
+
+def _fits(request, largest):
+    # Whether some host of the fleet has a block big enough for the VM,
+    # of a model the VM accepts (any model when it names none).
+    sizes = [size for model_name, size in largest.items()
+             if not request.models or model_name in request.models]
+    return bool(sizes) and request.gpus <= max(sizes)
+
+
 def locality_shares(placements, gpus):
-    """(multi-GPU VMs, % on one NUMA node, % under one switch)."""
+    """(multi-GPU VMs, % on one NUMA node, % under one switch).
+
+    Each share counts only the VMs that the fleet allows there: a VM
+    asking for more GPUs than the fleet's largest one-NUMA-node (or
+    one-switch) block of an accepted model cannot be on one node (or
+    switch) whatever the policy, e.g. an 8-GPU VM on 8-GPU hosts with
+    two NUMA nodes. A share is None when no placed VM qualifies.
+    """
     multi = [p for p in placements if p.host and len(p.gpus) > 1]
     if not multi:
         return 0, None, None
-    one_numa = one_switch = 0
+    numa_blocks, switch_blocks = largest_blocks(gpus)
+    numa_vms = numa_hits = switch_vms = switch_hits = 0
     for placement in multi:
         sims = [gpus[(placement.host, address)] for address in placement.gpus]
-        one_numa += len({gpu.numa_node for gpu in sims}) == 1
-        switches = {gpu.switch for gpu in sims}
-        one_switch += len(switches) == 1 and tags.NO_SWITCH not in switches
-    return (len(multi), 100.0 * one_numa / len(multi),
-            100.0 * one_switch / len(multi))
+        if _fits(placement.request, numa_blocks):
+            numa_vms += 1
+            numa_hits += len({gpu.numa_node for gpu in sims}) == 1
+        if _fits(placement.request, switch_blocks):
+            switch_vms += 1
+            switches = {gpu.switch for gpu in sims}
+            switch_hits += (len(switches) == 1 and
+                            tags.NO_SWITCH not in switches)
+    return (len(multi), _percent(numa_hits, numa_vms),
+            _percent(switch_hits, switch_vms))
+
+
+def _percent(part, whole):
+    return 100.0 * part / whole if whole else None
 
 
 def isolation_breaks(placements, gpus):

@@ -155,6 +155,24 @@ class TestMetricsOnRuns(SimTestCase):
         count, numa, switch = metrics.locality_shares(placements, gpus)
         self.assertEqual((2, 50.0, 50.0), (count, numa, switch))
 
+    def test_locality_shares_count_only_vms_the_fleet_allows(self):
+        """Only VMs that can fit count in the 1 NUMA / 1 switch shares.
+
+        On 8-GPU hosts with 2 NUMA nodes (4 GPUs each, 2 per switch) an
+        8-GPU VM fits neither one node nor one switch; a 4-GPU VM fits
+        one node only.
+        """
+        sim_fleet = _fleet(hosts=2)
+        gpus = metrics.gpu_index(sim_fleet)
+        first, second = sim_fleet.hosts[0].gpus, sim_fleet.hosts[1].gpus
+        by_node = [g.address for g in second if g.numa_node == 0]
+        placements = [
+            runner.Placement(0, _vm(8), 'host-0',
+                             tuple(g.address for g in first)),
+            runner.Placement(1, _vm(4), 'host-1', tuple(by_node))]
+        count, numa, switch = metrics.locality_shares(placements, gpus)
+        self.assertEqual((2, 100.0, None), (count, numa, switch))
+
     def test_stranded_gpus_on_a_host_without_cpu_left(self):
         """A plain VM eats all vCPUs of a GPU host: its GPUs are stranded."""
         sim_fleet = _fleet(hosts=1)
