@@ -121,6 +121,32 @@ What the filter does with a host when it meets an internal error or a
 malformed pool (the error is logged with the host and request; the filter
 never raises into nova-scheduler).
 """),
+    cfg.IntOpt(
+        'max_candidates_per_host',
+        default=0,
+        min=0,
+        help="""
+With PCI in Placement, the most allocation candidates GPUPassthroughFilter
+leaves on a host: one per distinct GPU set (Placement returns every
+ordering of a set: 2 for a 2-GPU set, 24 for a 4-GPU set), best first.
+
+Nova claims only the first candidate of the chosen host, but
+PciPassthroughFilter deep-copies the host's PCI stats once per candidate
+it checks; list GPUPassthroughFilter before PciPassthroughFilter in
+``[filter_scheduler] enabled_filters`` and set this to a small number
+(e.g. 8) to cut that cost. The filter trims only requests whose PCI
+requests are all GPU requests and whose guest has no NUMA topology, the
+cases where no later nova filter judges candidates differently.
+
+Possible values:
+
+* 0: keep every feasible candidate (nova's own behaviour).
+* A positive integer: keep at most this many distinct GPU sets.
+
+Related options:
+
+* ``[filter_scheduler] pci_in_placement``
+"""),
     cfg.FloatOpt(
         'weight_multiplier',
         default=1.0,

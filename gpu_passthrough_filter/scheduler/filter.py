@@ -87,7 +87,8 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
             # candidates; a host left with none cannot get this guest, as
             # nova's own candidate filters conclude too.
             return self._prune_candidates(
-                host_state, facts, request, request_ids)
+                host_state, facts, request, request_ids,
+                _candidate_limit(spec_obj, request_ids, opts))
         fit = feasibility.best_set(facts.index, request)
         if not fit.ok:
             LOG.debug('GPUPassthroughFilter rejected host %(host)s: '
@@ -96,23 +97,67 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
                        'untagged': facts.untagged})
         return fit.ok
 
-    def _prune_candidates(self, host_state, facts, request, request_ids):
-        """Keep the feasible allocation candidates, best set first."""
-        before = len(host_state.allocation_candidates)
+    def _prune_candidates(self, host_state, facts, request, request_ids,
+                          limit):
+        """Keep the feasible allocation candidates, best set first.
+
+        :param limit: keep at most this many candidates, one per distinct
+            GPU set; 0 keeps every feasible candidate.
+        """
+        candidates = host_state.allocation_candidates
         judge = CandidateJudge(facts, request, request_ids)
-        kept = self.filter_candidates(host_state, judge.accepts)
+        # NOTE: one pass instead of CandidateFilterMixin.filter_candidates,
+        # which formats every candidate into two debug messages even when
+        # debug logging is off; one debug line per host says what happened.
+        kept, claims = [], set()
+        for candidate in candidates:
+            if limit:
+                claim = judge.claim_key(candidate)
+                if claim in claims:
+                    continue  # another ordering of a set already kept
+                claims.add(claim)
+            if judge.accepts(candidate):
+                kept.append(candidate)
         # NOTE: sorted() is stable: among sets of equal quality Placement's
         # own order stays.
-        host_state.allocation_candidates = sorted(
-            kept, key=judge.quality, reverse=True)
+        kept.sort(key=judge.quality, reverse=True)
+        if limit:
+            del kept[limit:]
+        host_state.allocation_candidates = kept
         if not kept:
             LOG.debug('GPUPassthroughFilter rejected host %(host)s: none of '
                       '%(count)d allocation candidates is a feasible GPU '
                       'set for %(what)s; first reason: %(reason)s',
-                      {'host': facts.index.name, 'count': before,
+                      {'host': facts.index.name, 'count': len(candidates),
                        'what': feasibility.describe_request(request),
                        'reason': judge.first_reason})
+        else:
+            LOG.debug('GPUPassthroughFilter kept %(kept)d of %(count)d '
+                      'allocation candidates on host %(host)s',
+                      {'kept': len(kept), 'count': len(candidates),
+                       'host': facts.index.name})
         return bool(kept)
+
+
+def _candidate_limit(spec_obj, request_ids, opts):
+    """``[gpu_passthrough] max_candidates_per_host`` where trimming is safe.
+
+    Trimming is safe when no later nova filter can judge two feasible GPU
+    sets differently: every PCI request of the guest is a GPU request of
+    this project (PciPassthroughFilter then only checks the pools that the
+    set was built from) and the guest has no NUMA topology
+    (NUMATopologyFilter then filters no candidate).
+    """
+    limit = opts.max_candidates_per_host
+    if not limit:
+        return 0
+    pci_requests = host_view.spec_field(spec_obj, 'pci_requests')
+    requests = host_view.spec_field(pci_requests, 'requests') or ()
+    if host_view.spec_field(spec_obj, 'numa_topology') is not None:
+        return 0
+    if len(requests) != len(request_ids):
+        return 0
+    return limit
 
 
 class CandidateJudge(object):
@@ -128,30 +173,51 @@ class CandidateJudge(object):
         self.request_ids = request_ids
         self.first_reason = ''
         self._results = {}
+        self._prefixes = tuple('%s-' % rid for rid in request_ids)
 
     def addresses(self, candidate):
         """GPU addresses of a candidate (None for an unknown provider)."""
         found = []
+        rp_addresses = self.facts.rp_addresses
         for group, providers in candidate.get('mappings', {}).items():
-            if not any(group.startswith(rid) for rid in self.request_ids):
+            if not group.startswith(self._prefixes):
                 continue
             for provider in providers:
-                found.append(self.facts.rp_addresses.get(provider))
+                found.append(rp_addresses.get(provider))
         return found
+
+    def claim_key(self, candidate):
+        """What nova claims for a candidate, the same for all orderings.
+
+        The request groups of one GPU request (``<request_id>-<i>``) are
+        merged: which group gets which GPU changes nothing in the claim.
+        """
+        merged = {}
+        for group, providers in candidate.get('mappings', {}).items():
+            if group.startswith(self._prefixes):
+                group = group.rsplit('-', 1)[0]
+            merged.setdefault(group, []).extend(providers)
+        return tuple(sorted((group, tuple(sorted(providers)))
+                            for group, providers in merged.items()))
 
     def _evaluate(self, candidate):
         addresses = self.addresses(candidate)
-        key = tuple(sorted(str(a) for a in addresses))
-        result = self._results.get(key)
+        if None in addresses:
+            key = None
+        else:
+            key = frozenset(addresses)
+            if len(key) != len(addresses):
+                key = tuple(sorted(addresses))
+        result = self._results.get(key) if key is not None else None
         if result is None:
-            if None in addresses:
+            if key is None:
                 result = feasibility.SetEvaluation(
                     False, 'a provider of %s is no GPU pool of this host'
                     % sorted(candidate.get('mappings', {}).items()), 0.0)
             else:
                 result = feasibility.evaluate_set(
                     self.facts.index, self.request, addresses)
-            self._results[key] = result
+                self._results[key] = result
             if not result.ok and not self.first_reason:
                 self.first_reason = result.reason
         return result

@@ -440,6 +440,15 @@ def request_facts(spec_obj, opts):
         _number(_field(spec_obj, 'memory_mb')) or 0.0)
 
 
+def spec_field(obj, name):
+    """A field of a nova object; None when unset or ``obj`` is None.
+
+    :param obj: a nova object (``RequestSpec``, ``Flavor``...) or None.
+    :param name: the field name.
+    """
+    return _field(obj, name)
+
+
 def _field(obj, name):
     # Nova objects raise NotImplementedError (or similar) for fields that
     # were never set; a missing field means "not given".
