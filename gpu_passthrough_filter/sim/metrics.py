@@ -24,6 +24,9 @@ Definitions (also in ``doc/source/admin/simulator.rst``):
   on one NUMA node (under one PCIe switch), among those VMs the fleet
   allows there (no more GPUs than its largest one-node or one-switch
   block of an accepted model).
+* *nova PCI ms*, *project ms*: mean time per request inside nova's PCI
+  scheduling (PciPassthroughFilter, NUMATopologyFilter, PCIWeigher) and
+  inside this project's GPUPassthroughFilter and GPUPassthroughWeigher.
 * *stranded GPUs*: free GPUs, at the end, on hosts whose free vCPUs or
   free RAM are below the median 1-GPU request of the workload (no typical
   1-GPU VM can use them any more).
@@ -58,6 +61,26 @@ class Summary:
     us_per_host: float
     curve: typing.List[typing.Tuple[int, float]]
     seconds: float = 0.0
+    nova_pci_ms: float = 0.0
+    project_ms: float = 0.0
+
+
+#: Nova's own PCI scheduling: its PCI and NUMA filters and PCI weigher.
+NOVA_PCI_PARTS = ('PciPassthroughFilter', 'NUMATopologyFilter',
+                  'PCIWeigher')
+
+#: This project's scheduler plugins.
+PROJECT_PARTS = ('GPUPassthroughFilter', 'GPUPassthroughWeigher')
+
+
+def part_ms(placements, names):
+    """Mean milliseconds per request spent in the named plugins."""
+    if not placements:
+        return 0.0
+    total = sum(seconds for placement in placements
+                for name, seconds in placement.parts.items()
+                if name in names)
+    return 1000.0 * total / len(placements)
 
 
 def gpu_index(fleet):
@@ -213,7 +236,9 @@ def summarize(result, fleet, typical_shape, upto=130):
         stranded_gpus=stranded_gpus(result, fleet, typical_shape),
         ms_per_request=1000 * statistics.fmean(seconds) if seconds else 0,
         us_per_host=1e6 * statistics.fmean(per_host) if per_host else 0,
-        curve=curve, seconds=result.seconds)
+        curve=curve, seconds=result.seconds,
+        nova_pci_ms=part_ms(placements, NOVA_PCI_PARTS),
+        project_ms=part_ms(placements, PROJECT_PARTS))
 
 
 def upper_bound_curve(placements, gpus_total, upto=130):

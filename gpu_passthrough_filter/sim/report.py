@@ -42,7 +42,7 @@ def summary_table(summaries, title):
     for column in ('policy', 'seeds', 'placed', 'GPUs given',
                    'unalloc@100%', 'unalloc@130%', 'failed by GPUs',
                    '1 NUMA', '1 switch', 'iso breaks', 'stranded',
-                   'ms/req', 'us/host'):
+                   'ms/req', 'us/host', 'PCI ms', 'ours ms'):
         table.add_column(column, justify='left' if column == 'policy'
                          else 'right')
     for policy, runs in by_policy(summaries).items():
@@ -66,7 +66,9 @@ def summary_table(summaries, title):
             _fmt(_mean(r.isolation_breaks for r in runs)),
             _fmt(_mean(r.stranded_gpus for r in runs)),
             _fmt(_mean(r.ms_per_request for r in runs), '%.1f'),
-            _fmt(_mean(r.us_per_host for r in runs), '%.0f'))
+            _fmt(_mean(r.us_per_host for r in runs), '%.0f'),
+            _fmt(_mean(r.nova_pci_ms for r in runs), '%.1f'),
+            _fmt(_mean(r.project_ms for r in runs), '%.1f'))
     return table
 
 
@@ -74,7 +76,8 @@ SUMMARY_FIELDS = ('policy', 'seed', 'requests', 'placed', 'gpus_total',
                   'allocated', 'unallocated_100', 'unallocated_130',
                   'failed_by_gpus', 'multi_gpu_vms', 'one_numa_pct',
                   'one_switch_pct', 'isolation_breaks', 'stranded_gpus',
-                  'ms_per_request', 'us_per_host', 'seconds')
+                  'ms_per_request', 'us_per_host', 'seconds',
+                  'nova_pci_ms_per_request', 'project_ms_per_request')
 
 
 def write_csv(summaries, seeds, directory):
@@ -95,7 +98,8 @@ def write_csv(summaries, seeds, directory):
                 summary.multi_gpu_vms, summary.one_numa_share,
                 summary.one_switch_share, summary.isolation_breaks,
                 summary.stranded_gpus, '%.3f' % summary.ms_per_request,
-                '%.1f' % summary.us_per_host, '%.1f' % summary.seconds])
+                '%.1f' % summary.us_per_host, '%.1f' % summary.seconds,
+                '%.3f' % summary.nova_pci_ms, '%.3f' % summary.project_ms])
     curve_path = directory / 'curve.csv'
     with open(curve_path, 'w', newline='') as stream:
         writer = csv.writer(stream)

@@ -21,6 +21,7 @@ of its first remaining candidate copied into the request groups, and
 host's pci_stats pools (one pool per device address).
 """
 
+import collections
 import copy
 import dataclasses
 import random
@@ -51,6 +52,15 @@ PROJECT_AVAILABLE = NOVA_AVAILABLE + [
     'gpu_passthrough_filter.scheduler.all_filters']
 PROJECT_WEIGHERS = NOVA_WEIGHERS + [
     'gpu_passthrough_filter.scheduler.all_weighers']
+#: The project's recommended filter order: GPUPassthroughFilter before
+#: nova's PCI filters, so that they check only the candidates it keeps.
+PROJECT_FILTERS = (
+    NOVA_PCI_FILTERS[:NOVA_PCI_FILTERS.index('PciPassthroughFilter')] +
+    ['GPUPassthroughFilter'] +
+    NOVA_PCI_FILTERS[NOVA_PCI_FILTERS.index('PciPassthroughFilter'):])
+#: The project's recommended options (doc/source/admin/benchmarks.rst).
+PROJECT_OPTIONS = {'gpu_passthrough.weight_multiplier': 10.0,
+                   'gpu_passthrough.max_candidates_per_host': 8}
 
 
 class PolicyError(ValueError):
@@ -100,10 +110,10 @@ def builtin_policies(numa_affinity='preferred'):
                description='the same with [filter_scheduler] '
                'pci_in_placement = True'),
         Policy('gpu-passthrough', pci_in_placement=True,
-               enabled_filters=NOVA_PCI_FILTERS + ['GPUPassthroughFilter'],
+               enabled_filters=list(PROJECT_FILTERS),
                available_filters=list(PROJECT_AVAILABLE),
                weight_classes=list(PROJECT_WEIGHERS),
-               options={'gpu_passthrough.weight_multiplier': 10.0},
+               options=dict(PROJECT_OPTIONS),
                extra_specs=project_specs,
                description='GPUPassthroughFilter + GPUPassthroughWeigher '
                'added to nova defaults, PCI in Placement'),
@@ -236,6 +246,7 @@ class Placement:
     :param gpus: PCI addresses claimed.
     :param seconds: decision time (Placement emulation excluded).
     :param hosts_seen: hosts handed to the filters.
+    :param parts: seconds spent in each filter and weigher, by class name.
     """
     index: int
     request: typing.Any
@@ -243,6 +254,7 @@ class Placement:
     gpus: typing.Tuple[str, ...] = ()
     seconds: float = 0.0
     hosts_seen: int = 0
+    parts: typing.Dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -295,6 +307,11 @@ class Simulation(object):
                        for index, host in enumerate(fleet.hosts)]
         self.by_uuid = {state.uuid: state for state in self.states}
         self.traits = placement.provider_traits(fleet, aliases)
+        self.parts = collections.Counter()
+        for plugin in self.filters:
+            _time_calls(plugin, '_filter_one', self.parts)
+        for plugin in self.weighers:
+            _time_calls(plugin, 'weigh_objects', self.parts)
 
     def close(self):
         reset(self.policy)
@@ -324,6 +341,7 @@ class Simulation(object):
             state = self.by_uuid[host_uuid]
             state.allocation_candidates = copy.deepcopy(host_candidates)
             hosts.append(state)
+        self.parts.clear()
         start = time.perf_counter()
         result = Placement(index, request, None, hosts_seen=len(hosts))
         for state in self._sorted_hosts(spec, hosts):
@@ -338,9 +356,30 @@ class Simulation(object):
             result.gpus = _claimed(before, _free_addresses(state))
             break
         result.seconds = time.perf_counter() - start
+        result.parts = dict(self.parts)
         for state in hosts:
             state.allocation_candidates = []
         return result
+
+
+def _time_calls(plugin, method, totals):
+    """Add the time of each ``plugin.method`` call to ``totals``.
+
+    Wraps the bound method on the instance: nova's filter handler calls
+    ``_filter_one`` once per host (``filter_all`` is a generator), the
+    weight handler ``weigh_objects`` once per request.
+    """
+    bound = getattr(plugin, method)
+    name = type(plugin).__name__
+
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return bound(*args, **kwargs)
+        finally:
+            totals[name] += time.perf_counter() - start
+
+    setattr(plugin, method, timed)
 
 
 def run_policy(fleet, arrivals, policy, aliases, seed=0, progress=None,

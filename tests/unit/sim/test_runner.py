@@ -116,6 +116,40 @@ class TestKnownOptimum(SimTestCase):
         self.assertEqual((gpus[2].address, gpus[3].address),
                          result.placements[1].gpus)
 
+    def test_project_policy_keeps_the_big_vm_on_one_numa_node(self):
+        """gpu-passthrough: after a 1-GPU VM, the 4-GPU VM gets node 1.
+
+        The simulator's aliases name only a resource class (PCI in
+        Placement); the project's filter once read them as "no GPU" and
+        nova's first candidate (address order) crossed the NUMA nodes,
+        as nova-pci-in-placement does here.
+        """
+        sim_fleet = _fleet(hosts=1)
+        arrivals = [_vm(1), _vm(4)]
+        numa = {g.address: g.numa_node for g in sim_fleet.hosts[0].gpus}
+        nova = self.run_policy(sim_fleet, arrivals,
+                               runner.builtin_policies()[1])
+        ours = self.run_policy(sim_fleet, arrivals,
+                               runner.builtin_policies()[2])
+        self.assertEqual({0, 1}, {numa[a] for a in nova.placements[1].gpus})
+        self.assertEqual({1}, {numa[a] for a in ours.placements[1].gpus})
+        self.assertEqual(4, len(ours.placements[1].gpus))
+
+    def test_time_inside_each_plugin_is_recorded(self):
+        """Nova's PCI filters and the project's plugins are timed apart."""
+        sim_fleet = _fleet(hosts=2)
+        arrivals = [_vm(1), _vm(2)]
+        nova = self.summary(sim_fleet, self.run_policy(
+            sim_fleet, arrivals, runner.builtin_policies()[1]), arrivals)
+        ours_run = self.run_policy(sim_fleet, arrivals,
+                                   runner.builtin_policies()[2])
+        ours = self.summary(sim_fleet, ours_run, arrivals)
+        self.assertGreater(nova.nova_pci_ms, 0.0)
+        self.assertEqual(0.0, nova.project_ms)
+        self.assertGreater(ours.project_ms, 0.0)
+        self.assertIn('GPUPassthroughWeigher', ours_run.placements[0].parts)
+        self.assertLess(ours.project_ms, ours.ms_per_request)
+
 
 class TestMetricsOnRuns(SimTestCase):
 
