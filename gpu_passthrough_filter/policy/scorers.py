@@ -142,6 +142,35 @@ def gpu_host_reserve(index, request, chosen):
     return 1.0 / (1.0 + stranded + RESERVE_TOUCH * free_gpus)
 
 
+def resource_balance(index, request, chosen):
+    """GPU guests keep enough CPU and RAM beside the GPUs they leave free.
+
+    Rule: the GPUs still free after the placement each need their share of
+    the host's vCPUs and RAM (host total / number of GPUs), as in
+    :func:`gpu_host_reserve`. A GPU guest that takes more CPU or RAM than
+    its own GPUs' shares plus the host's spare eats the shares of free
+    GPUs and strands them. Score ``1 / (1 + stranded)``: 1.0 strands
+    nothing, or leaves no free GPU. Neutral (1.0) for guests without GPUs
+    (see :func:`gpu_host_reserve`) and hosts without a feasible set.
+
+    :param index: the host's :class:`~.index.HostIndex`.
+    :param request: the :class:`~.model.GPURequest`.
+    :param chosen: the :class:`~.feasibility.GPUSet` picked, or None.
+    """
+    if not request.wants_gpus or chosen is None:
+        return 1.0
+    left = index.free - len(chosen) - chosen.stranded
+    if left <= 0:
+        return 1.0
+    host = index.host
+    stranded = max(
+        _stranded_gpus(request.vcpus, host.free_vcpus, host.total_vcpus,
+                       left, index.total),
+        _stranded_gpus(request.ram_mb, host.free_ram_mb, host.total_ram_mb,
+                       left, index.total))
+    return 1.0 / (1.0 + stranded)
+
+
 def _stranded_gpus(wanted, free, total, free_gpus, total_gpus):
     # GPUs (possibly fractional) whose CPU or RAM share ``wanted`` eats.
     wanted = max(float(wanted or 0), 0.0)
@@ -164,6 +193,7 @@ SCORERS = {
     'locality': locality,
     'fragmentation': fragmentation,
     'gpu_host_reserve': gpu_host_reserve,
+    'resource_balance': resource_balance,
 }
 
 

@@ -195,6 +195,40 @@ class GPUHostReserveTest(base.BaseTestCase):
                                     self.gpu_host(), shapes.request(1)))
 
 
+class ResourceBalanceTest(base.BaseTestCase):
+
+    def dgx(self, free_vcpus, busy=()):
+        host = shapes.occupy(shapes.dgx_8gpu(), *busy)
+        return shapes.with_resources(host, free_vcpus, 1024 * 1024, 128,
+                                     1024 * 1024)
+
+    def test_cpu_hungry_gpu_vm_prefers_the_host_it_strands_nothing_on(self):
+        """1 GPU, 48 vCPUs: the dgx with 96 free vCPUs wins (1.0).
+
+        dgx-tight has 6 GPUs free and 96 vCPUs: after the VM 5 free GPUs
+        need 80 vCPUs (16 each) and 48 leaves 48: two GPUs' shares
+        eaten, 1/3. dgx-roomy has 128 vCPUs free for the same GPUs.
+        """
+        req = shapes.request(1, vcpus=48, ram_mb=0)
+        tight = score(scorers.resource_balance,
+                      self.dgx(96, busy=(0, 1)), req)
+        roomy = score(scorers.resource_balance,
+                      self.dgx(128, busy=(0, 1)), req)
+        self.assertEqual(1.0, roomy)
+        self.assertAlmostEqual(1.0 / 3.0, tight)
+
+    def test_last_gpus_strand_nothing(self):
+        """A VM taking the host's last free GPU: 1.0 however big."""
+        req = shapes.request(1, vcpus=120, ram_mb=0)
+        host = self.dgx(8, busy=range(7))
+        self.assertEqual(1.0, score(scorers.resource_balance, host, req))
+
+    def test_neutral_for_plain_vms(self):
+        """A plain VM: 1.0 everywhere (gpu_host_reserve judges it)."""
+        self.assertEqual(1.0, score(scorers.resource_balance, self.dgx(8),
+                                    shapes.request(0, vcpus=64)))
+
+
 class RegistryTest(base.BaseTestCase):
 
     def test_entry_points_name_the_scorers(self):
