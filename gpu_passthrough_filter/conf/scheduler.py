@@ -134,7 +134,7 @@ Nova claims only the first candidate of the chosen host, but
 PciPassthroughFilter deep-copies the host's PCI stats once per candidate
 it checks; list GPUPassthroughFilter before PciPassthroughFilter in
 ``[filter_scheduler] enabled_filters`` and set this to a small number
-(e.g. 8) to cut that cost. The filter trims only requests whose PCI
+(e.g. 2) to cut that cost. The filter trims only requests whose PCI
 requests are all GPU requests and whose guest has no NUMA topology, the
 cases where no later nova filter judges candidates differently.
 
