@@ -28,7 +28,11 @@ its ``[gpu_passthrough] scorer_multipliers`` entry.
 Pure module: no nova, oslo or openstacksdk import.
 """
 
+import collections
+import math
+
 from gpu_passthrough_filter.policy import feasibility
+from gpu_passthrough_filter.policy import profile as profile_mod
 
 #: Stevedore namespace of the scorers (``setup.cfg`` entry points).
 NAMESPACE = 'gpu_passthrough_filter.scorers'
@@ -185,6 +189,75 @@ def _stranded_gpus(wanted, free, total, free_gpus, total_gpus):
     spare = max(free - reserved, 0.0)
     eaten = min(max(wanted - spare, 0.0), reserved)
     return eaten / per_gpu
+
+
+class FragmentationGradient(object):
+    """Place each guest where the workload's expected fragmentation grows least.
+
+    Rule (Weng et al., ATC'23, for whole GPUs): the expected fragmentation
+    of a host is its free GPUs times the share of the recent GPU request
+    mix that no longer fits on it (vCPUs, RAM, free GPUs of an accepted
+    model); see :mod:`.profile`. The score of a host is ``1 / (1 +
+    2 ** delta)`` where ``delta`` is the growth, in GPUs, that the
+    placement causes: a guest that fills GPUs nobody else could use scores
+    above 0.5, one that leaves free GPUs without the vCPUs or RAM the mix
+    needs scores below. Guests without GPUs are scored too (they strand
+    GPUs by eating vCPUs and RAM); only GPU guests shape the mix. Neutral
+    until the first GPU request is seen, and for a GPU request without a
+    feasible set on the host.
+
+    Stateful: the weigher calls :meth:`observe` once per request, before
+    weighing the hosts, so the mix includes the guest being placed.
+
+    :param window: GPU requests the profile remembers.
+    """
+
+    def __init__(self, window=1000):
+        self.profile = profile_mod.WorkloadProfile(window)
+
+    def observe(self, request):
+        """Add one request to the workload profile.
+
+        :param request: the :class:`~.model.GPURequest`.
+        """
+        self.profile.observe(profile_mod.shape_of(request))
+
+    def __call__(self, index, request, chosen):
+        mix = self.profile.mix()
+        if not mix or (request.wants_gpus and chosen is None):
+            return NEUTRAL
+        before = index.cached(('fragmentation_gradient', 'free'),
+                              lambda: free_resources(index))
+        taken = collections.Counter()
+        if chosen is not None:
+            taken.update(index.gpus[a].model for a in chosen.addresses)
+            for address in _stranded_mates(index, chosen):
+                taken[index.gpus[address].model] += 1
+        placed = profile_mod.after(before, request.vcpus, request.ram_mb,
+                                   taken)
+        delta = profile_mod.fragmentation_delta(before, placed, mix)
+        # NOTE: bounded, monotone, 0.5 for no change; exp() would overflow
+        # on a pathological delta.
+        return 1.0 / (1.0 + math.pow(2.0, max(min(delta, 64.0), -64.0)))
+
+
+def free_resources(index):
+    """The :class:`~.profile.Resources` a host has free for a new guest.
+
+    :param index: the host's :class:`~.index.HostIndex`.
+    """
+    by_model = collections.Counter(index.gpus[a].model for a in index.usable)
+    host = index.host
+    return profile_mod.Resources(dict(by_model), host.free_vcpus,
+                                 host.free_ram_mb)
+
+
+def _stranded_mates(index, chosen):
+    # The free group mates that the chosen set leaves unusable.
+    for key in {index.group_key[a] for a in chosen.addresses}:
+        for mate in index.group_members[key]:
+            if mate not in chosen.addresses and mate in index.usable:
+                yield mate
 
 
 #: Every scorer of this module by its entry-point name.
