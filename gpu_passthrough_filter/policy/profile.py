@@ -123,23 +123,34 @@ class Resources:
         return sum(self.gpus_by_model.values())
 
 
-def _fits(shape, free):
-    if free.vcpus is not None and shape.vcpus > free.vcpus:
-        return False
-    if free.ram_mb is not None and shape.ram_mb > free.ram_mb:
-        return False
-    if not shape.models:
-        return shape.gpus <= free.gpus
-    return shape.gpus <= sum(count for model, count
-                             in free.gpus_by_model.items()
-                             if model in shape.models)
+def _guests(shape, free):
+    # How many guests of ``shape`` the free resources hold at once.
+    if shape.models:
+        gpus = sum(count for model, count in free.gpus_by_model.items()
+                   if model in shape.models)
+    else:
+        gpus = free.gpus
+    count = gpus // shape.gpus
+    for wanted, left in ((shape.vcpus, free.vcpus),
+                         (shape.ram_mb, free.ram_mb)):
+        # NOTE: compared before dividing: a tiny ``wanted`` would make the
+        # quotient overflow int().
+        if left is not None and max(left, 0.0) < wanted * count:
+            count = int(max(left, 0.0) // wanted)
+    return count
 
 
 def expected_fragmentation(free, mix):
-    """Free GPUs a guest drawn from ``mix`` cannot use, in expectation.
+    """Free GPUs that guests drawn from ``mix`` leave unused, in expectation.
 
-    Rule: ``free GPUs x share of the mix that does not fit``. 0 for a host
-    without free GPUs, or one that every shape of the mix fits.
+    Rule: fill the host with guests of one shape of the mix (as many as
+    its free GPUs, vCPUs and RAM hold); the free GPUs they leave unused are
+    that shape's fragments. The expectation weighs each shape by its share
+    of the mix. A host without free GPUs has none; one whose free GPUs
+    have no vCPUs left beside them has them all. Unlike the one-guest test
+    of the ATC'23 paper this sees a host whose vCPUs run out before its
+    GPUs do: 8 free GPUs with 40 vCPUs are 3 unusable GPUs for guests of
+    1 GPU and 10 vCPUs.
 
     :param free: the host's :class:`Resources`.
     :param mix: ``((shape, share), ...)`` from :meth:`WorkloadProfile.mix`.
@@ -147,8 +158,8 @@ def expected_fragmentation(free, mix):
     gpus = free.gpus
     if gpus <= 0:
         return 0.0
-    lost = sum(share for shape, share in mix if not _fits(shape, free))
-    return gpus * lost
+    return sum(share * (gpus - shape.gpus * _guests(shape, free))
+               for shape, share in mix)
 
 
 def after(free, vcpus=0.0, ram_mb=0.0, gpus_by_model=None):

@@ -260,14 +260,26 @@ def _stranded_mates(index, chosen):
                 yield mate
 
 
-#: Every scorer of this module by its entry-point name.
+#: Every scorer of this module by its entry-point name: a function, or a
+#: class whose instances keep state (see :func:`instantiate`).
 SCORERS = {
     'best_fit': best_fit,
     'locality': locality,
     'fragmentation': fragmentation,
     'gpu_host_reserve': gpu_host_reserve,
     'resource_balance': resource_balance,
+    'fragmentation_gradient': FragmentationGradient,
 }
+
+
+def instantiate(plugin):
+    """The scorer callable of an entry point: a function as it is, an
+    instance for a class (one per weigher, as nova keeps one weigher per
+    scheduler process).
+
+    :param plugin: what the entry point loads.
+    """
+    return plugin() if isinstance(plugin, type) else plugin
 
 
 def weighted_sum(index, request, chosen, scorers, multipliers=None):

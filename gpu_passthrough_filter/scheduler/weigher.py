@@ -77,7 +77,7 @@ class GPUPassthroughWeigher(weights.BaseHostWeigher):
         super(GPUPassthroughWeigher, self).__init__()
         if scorer_manager is None:
             scorer_manager = load_scorers(CONF.gpu_passthrough.scorers)
-        self.scorers = {ext.name: _instance(ext.plugin)
+        self.scorers = {ext.name: scorers_mod.instantiate(ext.plugin)
                         for ext in scorer_manager}
         #: Scorers that learn from every request (``observe(request)``).
         self.observers = [scorer for scorer in self.scorers.values()
@@ -182,12 +182,6 @@ class GPUPassthroughWeigher(weights.BaseHostWeigher):
                 if gpu_set is not None:
                     return gpu_set
         return feasibility.best_set(facts.index, request).best
-
-
-def _instance(plugin):
-    # A scorer is a function, or a class whose instances keep state (one
-    # per weigher, as nova keeps one weigher per scheduler process).
-    return plugin() if isinstance(plugin, type) else plugin
 
 
 def _with_models_of(request, other):

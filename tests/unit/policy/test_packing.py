@@ -26,9 +26,19 @@ from gpu_passthrough_filter.policy import scorers
 from tests.unit.policy import shapes
 
 
+def _default(name):
+    return [o for o in scheduler_conf.OPTS if o.name == name][0].default
+
+
 def default_multipliers():
-    opt = [o for o in scheduler_conf.OPTS if o.name == 'scorer_multipliers']
-    return {name: float(value) for name, value in opt[0].default.items()}
+    return {name: float(value)
+            for name, value in _default('scorer_multipliers').items()}
+
+
+def default_scorers():
+    """The default scorers, instantiated once for a whole placement run."""
+    return {name: scorers.instantiate(scorers.SCORERS[name])
+            for name in _default('scorers')}
 
 
 def place(hosts, counts):
@@ -39,17 +49,21 @@ def place(hosts, counts):
     """
     hosts = list(hosts)
     multipliers = default_multipliers()
+    every = default_scorers()
     placements = []
     for count in counts:
         req = shapes.request(count)
+        for scorer in every.values():
+            if hasattr(scorer, 'observe'):
+                scorer.observe(req)
         best = None
         for number, host in enumerate(hosts):
             idx = index.HostIndex(host)
             fit = feasibility.best_set(idx, req)
             if not fit.ok:
                 continue
-            weight = scorers.weighted_sum(idx, req, fit.best,
-                                          scorers.SCORERS, multipliers)
+            weight = scorers.weighted_sum(idx, req, fit.best, every,
+                                          multipliers)
             if best is None or weight > best[0]:
                 best = (weight, number, fit.best)
         if best is None:

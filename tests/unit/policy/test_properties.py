@@ -185,7 +185,10 @@ class FindSetsPropertyTest(base.BaseTestCase):
     def test_scorers_return_floats_in_unit_range(self, host, request):
         idx = index.HostIndex(host)
         chosen = feasibility.best_set(idx, request).best
-        for name, scorer in scorers.SCORERS.items():
+        for name, plugin in scorers.SCORERS.items():
+            scorer = scorers.instantiate(plugin)
+            if hasattr(scorer, 'observe'):
+                scorer.observe(request)
             for candidate in (chosen, None):
                 value = scorer(idx, request, candidate)
                 self.assertIsInstance(value, float, name)

@@ -242,9 +242,70 @@ class RegistryTest(base.BaseTestCase):
         idx = index.HostIndex(shapes.dgx_8gpu())
         req = shapes.request(2)
         chosen = feasibility.best_set(idx, req).best
-        parts = {name: f(idx, req, chosen)
-                 for name, f in scorers.SCORERS.items()}
-        total = scorers.weighted_sum(idx, req, chosen, scorers.SCORERS,
+        every = {name: scorers.instantiate(plugin)
+                 for name, plugin in scorers.SCORERS.items()}
+        every['fragmentation_gradient'].observe(req)
+        parts = {name: f(idx, req, chosen) for name, f in every.items()}
+        total = scorers.weighted_sum(idx, req, chosen, every,
                                      {'locality': 2.0})
         self.assertAlmostEqual(sum(parts.values()) + parts['locality'],
                                total)
+
+
+class FragmentationGradientTest(base.BaseTestCase):
+    """A profile of 1-GPU guests with 12 vCPUs, then one request."""
+
+    def setUp(self):
+        super(FragmentationGradientTest, self).setUp()
+        self.scorer = scorers.FragmentationGradient(window=10)
+        self.scorer.observe(shapes.request(1, vcpus=12, ram_mb=1024))
+
+    def test_neutral_before_any_gpu_request(self):
+        """No profile yet: every host scores NEUTRAL."""
+        fresh = scorers.FragmentationGradient()
+        fresh.observe(shapes.request(0))
+        self.assertEqual(scorers.NEUTRAL, score(fresh, shapes.dgx_8gpu(),
+                                                shapes.request(1)))
+
+    def test_cpu_hungry_guest_goes_where_cpu_is_spare(self):
+        """1 GPU + 24 vCPUs: 'roomy' (8 GPUs, 192 vCPUs) beats 'tight'.
+
+        On 'tight' (8 GPUs, 96 vCPUs: 12 per GPU) the guest leaves 72
+        vCPUs for 7 GPUs, enough for 6 guests of the profile.
+        """
+        req = shapes.request(1, vcpus=24, ram_mb=1024)
+        tight = shapes.with_resources(shapes.dgx_8gpu('tight'), 96, 10 ** 6)
+        roomy = shapes.with_resources(shapes.dgx_8gpu('roomy'), 192, 10 ** 6)
+        self.assertGreater(score(self.scorer, roomy, req),
+                           score(self.scorer, tight, req))
+        self.assertEqual(0.5, score(self.scorer, roomy, req))
+
+    def test_plain_guest_keeps_off_gpus_it_would_strand(self):
+        """No GPU, 48 vCPUs: 'cpu' (no GPU) beats 'dgx' (96 vCPUs).
+
+        On 'dgx' the 48 vCPUs are the share of 4 free GPUs.
+        """
+        req = shapes.request(0, vcpus=48)
+        dgx = shapes.with_resources(shapes.dgx_8gpu(), 96, 10 ** 6)
+        on_dgx = score(self.scorer, dgx, req)
+        self.assertEqual(0.5, score(self.scorer, shapes.cpu_only(), req))
+        self.assertAlmostEqual(1.0 / (1.0 + 2 ** 4), on_dgx)
+
+    def test_filling_a_stranded_gpu_scores_best(self):
+        """1 GPU, 4 vCPUs: 'last' (1 GPU, 4 vCPUs left) beats 'dgx'.
+
+        Nobody of the profile fits on 'last': the guest rescues its GPU.
+        """
+        req = shapes.request(1, vcpus=4, ram_mb=1024)
+        last = shapes.with_resources(
+            shapes.occupy(shapes.dgx_8gpu('last'), *range(7)), 4, 10 ** 6)
+        dgx = shapes.with_resources(shapes.dgx_8gpu(), 96, 10 ** 6)
+        self.assertGreater(score(self.scorer, last, req),
+                           score(self.scorer, dgx, req))
+        self.assertGreater(score(self.scorer, last, req), 0.5)
+
+    def test_is_a_registered_scorer(self):
+        """The entry point loads the class (the weigher instantiates it)."""
+        manager = stevedore.ExtensionManager(scorers.NAMESPACE)
+        self.assertIs(scorers.FragmentationGradient,
+                      manager['fragmentation_gradient'].plugin)

@@ -123,3 +123,72 @@ class NeverRaisesTest(WeigherTestCase):
         self.assertEqual(1, self.log.output.count(
             'GPUPassthroughWeigher failed on host (gpu, gpu)'))
         self.assertIn('boom', self.log.output)
+
+
+class LearningScorerTest(WeigherTestCase):
+
+    def test_observes_each_request_once_before_weighing(self):
+        """A scorer class with observe(): one instance, one call a request.
+
+        The request it sees is the project's GPURequest (2 H100s, the
+        flavor's vCPUs), and it sees it before any host is weighed.
+        """
+        calls = []
+
+        class Recorder(object):
+            def observe(self, request):
+                calls.append(('observe', request.gpu_count, request.vcpus))
+
+            def __call__(self, index, request, chosen):
+                calls.append(('score', index.name))
+                return 0.5
+
+        manager = extension.ExtensionManager.make_test_instance([
+            extension.Extension('recorder', None, Recorder, None)])
+        weigher = gpu_weigher.GPUPassthroughWeigher(manager)
+        hgx = fakes.fake_gpus.eight_gpu_host()
+        states = [fakes.host_state('a', hgx), fakes.host_state('b', hgx)]
+        self.ranking(states, fakes.flavor('h100:2', vcpus=16), weigher)
+        self.ranking(states, fakes.flavor(None, vcpus=4), weigher)
+        observed = [call for call in calls if call[0] == 'observe']
+        self.assertEqual([('observe', 2, 16), ('observe', 0, 4)], observed)
+        self.assertEqual('observe', calls[0][0])
+        self.assertEqual(6, len(calls))
+
+    def test_learning_failure_still_weighs(self):
+        """observe() raising: logged once, the hosts are still weighed."""
+        class Broken(object):
+            def observe(self, request):
+                raise RuntimeError('cannot learn')
+
+            def __call__(self, index, request, chosen):
+                return 1.0 if index.name == 'b' else 0.0
+
+        manager = extension.ExtensionManager.make_test_instance([
+            extension.Extension('broken', None, Broken, None)])
+        weigher = gpu_weigher.GPUPassthroughWeigher(manager)
+        hgx = fakes.fake_gpus.eight_gpu_host()
+        states = [fakes.host_state('a', hgx), fakes.host_state('b', hgx)]
+        self.assertEqual(['b', 'a'], self.ranking(
+            states, fakes.flavor('h100:1'), weigher))
+        self.assertIn('could not learn from request', self.log.output)
+        self.assertIn('cannot learn', self.log.output)
+
+    def test_fragmentation_gradient_sends_cpu_hungry_guests_to_spare_cpu(
+            self):
+        """After 1-GPU/12-vCPU guests, a 1-GPU/40-vCPU guest: 'roomy' wins.
+
+        'tight' has 8 GPUs and 96 vCPUs (12 per GPU), 'roomy' 8 GPUs and
+        192 vCPUs; nova's real weight handler ranks them.
+        """
+        self.flags(scorers=['fragmentation_gradient'])
+        weigher = gpu_weigher.GPUPassthroughWeigher()
+        hgx = fakes.fake_gpus.eight_gpu_host()
+        states = [fakes.host_state('tight', hgx, vcpus=96, ram_mb=2 ** 20),
+                  fakes.host_state('roomy', hgx, vcpus=192, ram_mb=2 ** 20)]
+        for _ in range(3):
+            self.ranking(states, fakes.flavor('h100:1', vcpus=12,
+                                              memory_mb=1024), weigher)
+        self.assertEqual(['roomy', 'tight'], self.ranking(
+            states, fakes.flavor('h100:1', vcpus=40, memory_mb=1024),
+            weigher))
