@@ -121,6 +121,51 @@ What the filter does with a host when it meets an internal error or a
 malformed pool (the error is logged with the host and request; the filter
 never raises into nova-scheduler).
 """),
+    cfg.FloatOpt(
+        'reserved_vcpus_per_free_gpu',
+        default=0.0,
+        min=0.0,
+        help="""
+vCPUs that GPUPassthroughFilter keeps beside each free GPU of a host for
+the GPU guests to come: a guest without GPUs passes a host with free GPUs
+only when it leaves at least this many vCPUs per free GPU (the host's
+allocation ratio applies, as for nova's own vCPU accounting). Without it,
+plain guests that land on GPU hosts late in a cloud's fill eat the vCPUs
+the last free GPUs need and strand them.
+
+Set it to the vCPUs per GPU of the cloud's typical GPU flavor, e.g. 12 for
+a 1-GPU flavor with 12 vCPUs. Guests with GPUs are not limited by it (the
+``fragmentation_gradient`` scorer steers them).
+
+Possible values:
+
+* 0.0: no reserve (plain guests may take every vCPU of a GPU host).
+* A positive number: vCPUs kept per free GPU.
+
+Related options:
+
+* ``[gpu_passthrough] reserved_ram_mb_per_free_gpu``
+"""),
+    cfg.IntOpt(
+        'reserved_ram_mb_per_free_gpu',
+        default=0,
+        min=0,
+        help="""
+RAM in MiB that GPUPassthroughFilter keeps beside each free GPU of a host
+for the GPU guests to come: a guest without GPUs passes a host with free
+GPUs only when it leaves at least this much RAM per free GPU.
+
+Set it to the RAM per GPU of the cloud's typical GPU flavor.
+
+Possible values:
+
+* 0: no reserve.
+* A positive number: MiB kept per free GPU.
+
+Related options:
+
+* ``[gpu_passthrough] reserved_vcpus_per_free_gpu``
+"""),
     cfg.IntOpt(
         'max_candidates_per_host',
         default=0,

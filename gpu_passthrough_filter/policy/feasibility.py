@@ -635,3 +635,38 @@ def _largest(units, attribute):
 def _count_unknown(idx):
     return sum(1 for g in idx.gpus.values()
                if g.free and g.isolation not in index_mod._STRICT_VERDICTS)
+
+
+def keeps_gpu_reserve(host, request, vcpus_per_gpu=0.0, ram_mb_per_gpu=0.0):
+    """Whether a guest without GPUs leaves the free GPUs their reserve.
+
+    Rule: every usable free GPU of the host keeps ``vcpus_per_gpu`` vCPUs
+    and ``ram_mb_per_gpu`` MiB of RAM for a GPU guest to come; a guest
+    without GPUs passes only when the host still has that much after it.
+    Hosts without free GPUs, unknown (None) free figures and a zero
+    reserve always pass; guests with GPUs are not judged here.
+
+    :param host: a :class:`~.model.HostView` or :class:`~.index.HostIndex`.
+    :param request: the :class:`~.model.GPURequest`.
+    :param vcpus_per_gpu: vCPUs kept per free GPU.
+    :param ram_mb_per_gpu: RAM in MiB kept per free GPU.
+    :returns: ``(ok, reason)``; the reason states the numbers.
+    """
+    idx = index_mod.as_index(host)
+    free_gpus = idx.free
+    if request.wants_gpus or not free_gpus:
+        return True, ''
+    view = idx.host
+    for what, wanted, free, per_gpu in (
+            ('vCPUs', request.vcpus, view.free_vcpus, vcpus_per_gpu),
+            ('MiB of RAM', request.ram_mb, view.free_ram_mb,
+             ram_mb_per_gpu)):
+        if not per_gpu or free is None:
+            continue
+        left = float(free) - float(wanted or 0)
+        kept = free_gpus * float(per_gpu)
+        if left < kept:
+            return False, (
+                'a guest without GPUs would leave %g %s for %d free GPUs, '
+                'which keep %g' % (left, what, free_gpus, kept))
+    return True, ''

@@ -73,7 +73,9 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
     def _host_passes(self, host_state, spec_obj):
         opts = CONF.gpu_passthrough
         request_facts = host_view.cached_request_facts(spec_obj, opts)
-        if not request_facts.asks:
+        reserve = (opts.reserved_vcpus_per_free_gpu,
+                   opts.reserved_ram_mb_per_free_gpu)
+        if not request_facts.asks and not any(reserve):
             return True
         facts = host_view.host_facts(host_state, opts)
         candidates = host_view.placement_candidates(
@@ -81,7 +83,7 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
         request, request_ids = request_facts.for_host(
             facts, host_view.vendor_ids(opts), candidates)
         if not request.wants_gpus:
-            return True
+            return self._keeps_reserve(facts, request, reserve)
         if candidates is not None:
             # NOTE: with PCI in Placement the scheduler claims one of these
             # candidates; a host left with none cannot get this guest, as
@@ -96,6 +98,19 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
                       {'host': facts.index.name, 'reason': fit.reason,
                        'untagged': facts.untagged})
         return fit.ok
+
+    @staticmethod
+    def _keeps_reserve(facts, request, reserve):
+        """A guest without GPUs: pass unless it eats the GPUs' reserve."""
+        if not any(reserve):
+            return True
+        ok, reason = feasibility.keeps_gpu_reserve(facts.index, request,
+                                                   *reserve)
+        if not ok:
+            LOG.debug('GPUPassthroughFilter rejected host %(host)s: '
+                      '%(reason)s', {'host': facts.index.name,
+                                     'reason': reason})
+        return ok
 
     def _prune_candidates(self, host_state, facts, request, request_ids,
                           limit):

@@ -405,3 +405,33 @@ class HostIndexTest(base.BaseTestCase):
         self.assertEqual({None}, {g.numa_node for g in idx.gpus.values()})
         self.assertFalse(feasibility.best_set(
             idx, shapes.request(2, locality=SWITCH)).ok)
+
+
+class GPUReserveTest(base.BaseTestCase):
+    """keeps_gpu_reserve: (host, request, reserve, expected ok)."""
+
+    def test_cases(self):
+        dgx = shapes.with_resources(shapes.dgx_8gpu(), 100, 10 ** 6)
+        half = shapes.occupy(dgx, 0, 1, 2, 3)
+        unknown = shapes.dgx_8gpu()
+        plain = shapes.request(0, vcpus=8, ram_mb=1024)
+        cases = [
+            ('4 left for 8 GPUs x 12', dgx, plain, (12, 0), False),
+            ('52 left for 4 GPUs x 12', half, plain, (12, 0), True),
+            ('exactly the reserve', half, shapes.request(0, vcpus=52),
+             (12, 0), True),
+            ('one vCPU short', half, shapes.request(0, vcpus=53), (12, 0),
+             False),
+            ('RAM short', half, plain, (0, 250000), False),
+            ('no reserve', dgx, plain, (0, 0), True),
+            ('free figures unknown', unknown, plain, (12, 1024), True),
+            ('no free GPU', shapes.occupy(dgx, *range(8)), plain, (12, 0),
+             True),
+            ('guests with GPUs are not judged', dgx,
+             shapes.request(1, vcpus=99), (12, 0), True),
+        ]
+        for name, host, request, reserve, expected in cases:
+            ok, reason = feasibility.keeps_gpu_reserve(host, request,
+                                                       *reserve)
+            self.assertEqual(expected, ok, name)
+            self.assertEqual(ok, not reason, name)

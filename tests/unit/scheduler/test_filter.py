@@ -23,6 +23,7 @@ from gpu_passthrough_filter import tags
 from tests.unit.scheduler import fakes
 
 FakeGPU = fakes.FakeGPU
+HGX = fakes.fake_gpus.HGX_ADDRESSES
 
 
 def isolated_pair(numa_nodes=(0, 1), switches=('none', 'none')):
@@ -295,3 +296,50 @@ class CacheTest(FilterTestCase):
         second = host_view.host_facts(state, opts)
         self.assertIsNot(first, second)
         self.assertEqual((2, 1), (first.index.free, second.index.free))
+
+
+class GPUReserveTest(FilterTestCase):
+    """[gpu_passthrough] reserved_*_per_free_gpu keep plain guests away."""
+
+    def states(self):
+        hgx = fakes.fake_gpus.eight_gpu_host()
+        return [
+            # 8 free GPUs, 96 vCPUs: 96 kept at 12 per GPU, none spare.
+            fakes.host_state('gpu-full-reserve', hgx, vcpus=96),
+            # 2 free GPUs, 64 vCPUs: 24 kept, 40 spare.
+            fakes.host_state('gpu-spare', hgx, busy=HGX[2:],
+                             vcpus=64),
+            # No free GPU: nothing to keep.
+            fakes.host_state('gpu-busy', hgx, busy=HGX, vcpus=16),
+            fakes.host_state('cpu-only', vcpus=16),
+        ]
+
+    def test_off_by_default(self):
+        """No reserve: a plain guest passes every host."""
+        self.assertEqual(
+            ['gpu-full-reserve', 'gpu-spare', 'gpu-busy', 'cpu-only'],
+            self.passing(self.states(), fakes.flavor(None, vcpus=16)))
+
+    def test_plain_guest_must_leave_the_reserve(self):
+        """12 vCPUs per free GPU: a 16-vCPU guest loses gpu-full-reserve."""
+        self.flags(reserved_vcpus_per_free_gpu=12.0)
+        self.assertEqual(
+            ['gpu-spare', 'gpu-busy', 'cpu-only'],
+            self.passing(self.states(), fakes.flavor(None, vcpus=16)))
+        self.assertIn('rejected host gpu-full-reserve: a guest without GPUs '
+                      'would leave 80 vCPUs for 8 free GPUs, which keep 96',
+                      self.log.output)
+
+    def test_ram_reserve(self):
+        """64 GiB per free GPU: 8 free GPUs on 512 GiB keep it all."""
+        self.flags(reserved_ram_mb_per_free_gpu=64 * 1024)
+        self.assertEqual(
+            ['gpu-spare', 'gpu-busy', 'cpu-only'],
+            self.passing(self.states(),
+                         fakes.flavor(None, vcpus=1, memory_mb=1024)))
+
+    def test_gpu_guests_are_not_held_back(self):
+        """A 1-GPU guest with 90 vCPUs still passes gpu-full-reserve."""
+        self.flags(reserved_vcpus_per_free_gpu=12.0)
+        self.assertIn('gpu-full-reserve', self.passing(
+            self.states(), fakes.flavor('h100:1', vcpus=90)))
