@@ -124,33 +124,37 @@ class Resources:
 
 
 def _guests(shape, free):
-    # How many guests of ``shape`` the free resources hold at once.
+    # How many guests of ``shape`` the free resources hold: whole guests
+    # by GPUs (GPUs are discrete, a 4-GPU guest needs 4), a fluid share by
+    # vCPUs and RAM. The fluid part stands for the other shapes of the mix
+    # that fill what a whole guest of this shape leaves over.
     if shape.models:
         gpus = sum(count for model, count in free.gpus_by_model.items()
                    if model in shape.models)
     else:
         gpus = free.gpus
-    count = gpus // shape.gpus
+    count = float(gpus // shape.gpus)
     for wanted, left in ((shape.vcpus, free.vcpus),
                          (shape.ram_mb, free.ram_mb)):
         # NOTE: compared before dividing: a tiny ``wanted`` would make the
-        # quotient overflow int().
+        # quotient overflow.
         if left is not None and max(left, 0.0) < wanted * count:
-            count = int(max(left, 0.0) // wanted)
+            count = max(left, 0.0) / wanted
     return count
 
 
 def expected_fragmentation(free, mix):
     """Free GPUs that guests drawn from ``mix`` leave unused, in expectation.
 
-    Rule: fill the host with guests of one shape of the mix (as many as
-    its free GPUs, vCPUs and RAM hold); the free GPUs they leave unused are
-    that shape's fragments. The expectation weighs each shape by its share
-    of the mix. A host without free GPUs has none; one whose free GPUs
-    have no vCPUs left beside them has them all. Unlike the one-guest test
-    of the ATC'23 paper this sees a host whose vCPUs run out before its
-    GPUs do: 8 free GPUs with 40 vCPUs are 3 unusable GPUs for guests of
-    1 GPU and 10 vCPUs.
+    Rule: fill the host with guests of one shape of the mix: as many whole
+    guests as its free GPUs hold, fewer (fractionally) when its free vCPUs
+    or RAM run out first. The free GPUs they leave unused are that shape's
+    fragments; the expectation weighs each shape by its share of the mix.
+    A host without free GPUs has none; one whose free GPUs have no vCPUs
+    left beside them has them all. Unlike the one-guest test of the ATC'23
+    paper this sees a host whose vCPUs run out before its GPUs do: 8 free
+    GPUs with 40 vCPUs are 4 unusable GPUs for guests of 1 GPU and 10
+    vCPUs.
 
     :param free: the host's :class:`Resources`.
     :param mix: ``((shape, share), ...)`` from :meth:`WorkloadProfile.mix`.

@@ -58,7 +58,7 @@ class ExpectedFragmentationTest(base.BaseTestCase):
         ('no free GPU', free(0, 100, 10 ** 6), [(ONE, 1.0)], 0.0),
         ('everything fits', free(8, 80, 8000), [(ONE, 1.0)], 0.0),
         ('vCPUs for 3 of 8 GPUs', free(8, 30, 10 ** 6), [(ONE, 1.0)], 5.0),
-        ('RAM for 2 of 8', free(8, 100, 2500), [(ONE, 1.0)], 6.0),
+        ('RAM for 2.5 of 8', free(8, 100, 2500), [(ONE, 1.0)], 5.5),
         ('no vCPU left', free(4, 0, 10 ** 6), [(ONE, 1.0)], 4.0),
         ('half the mix needs 8', free(4, 100, 10 ** 6),
          [(ONE, 0.5), (EIGHT, 0.5)], 2.0),
@@ -83,11 +83,15 @@ class ExpectedFragmentationTest(base.BaseTestCase):
         self.assertEqual(1.0, profile.fragmentation_delta(
             before, placed, [(ONE, 1.0)]))
 
-    def test_delta_of_filling_a_stranded_gpu(self):
-        """A small guest on the last GPU nobody else fits: delta -1."""
+    def test_delta_of_filling_a_half_stranded_gpu(self):
+        """A small guest on the last GPU, with vCPUs for half a guest.
+
+        Before, the mix could use half of that GPU (5 of 10 vCPUs); the
+        guest takes it whole: delta -0.5.
+        """
         before = free(1, 5, 10 ** 6)
         placed = profile.after(before, 5, 0, {H100: 1})
-        self.assertEqual(-1.0, profile.fragmentation_delta(
+        self.assertEqual(-0.5, profile.fragmentation_delta(
             before, placed, [(ONE, 1.0)]))
 
 
