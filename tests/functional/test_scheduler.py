@@ -82,6 +82,39 @@ class LegacyPCISchedulerTest(SchedulerTestBase):
         self.assert_server_gpus(server, 'cpu', [])
 
 
+    def test_plain_guests_leave_the_gpu_reserve(self):
+        """The 2nd plain guest would eat the free GPUs' reserve: NoValidHost.
+
+        'gpu' has 2 H100s; the reserve per free GPU is set so that the 2
+        free GPUs keep all but 4 of the host's vCPUs (as the scheduler
+        counts them, allocation ratio included). A plain guest of 4 vCPUs
+        fits beside the reserve; a second one would leave less and is
+        refused, with the numbers in the scheduler log; a GPU guest is not
+        held back and still lands.
+        """
+        self.start_gpu_compute('gpu', [
+            FakeGPU('0000:81:00.0', numa_node=0),
+            FakeGPU('0000:c1:00.0', numa_node=1)])
+        state = self.scheduler_host_state('gpu')
+        vcpus = state.vcpus_total * state.cpu_allocation_ratio
+        self.flags(reserved_vcpus_per_free_gpu=(vcpus - 4) / 2.0,
+                   group='gpu_passthrough')
+        log = self.capture_scheduler_log()
+        plain = self.create_gpu_flavor(None, vcpu=4)
+
+        self.assert_server_gpus(self.boot_server(plain), 'gpu', [])
+        self.boot_server_expecting_no_valid_host(plain)
+        self.assertIn(
+            'GPUPassthroughFilter rejected host gpu: a guest without GPUs '
+            'would leave %g vCPUs for 2 free GPUs, which keep %g'
+            % (vcpus - 8, vcpus - 4), log.output)
+
+        gpu_guest = self.boot_server(self.create_gpu_flavor('h100:1',
+                                                            vcpu=2))
+        self.assertEqual('gpu', self.server_host(gpu_guest))
+        self.assertEqual(1, len(self.free_gpu_addresses('gpu')))
+
+
 class PCIInPlacementSchedulerTest(SchedulerTestBase):
     """``pci_in_placement = True``: the filter picks the exact GPUs."""
 
