@@ -203,20 +203,38 @@ weigher, negative values invert it. The host aggregate metadata key
 """),
     cfg.ListOpt(
         'scorers',
-        default=['best_fit', 'locality', 'fragmentation', 'gpu_host_reserve'],
+        default=['fragmentation_gradient', 'locality'],
         help="""
 Names of the scorers (entry points of the
 ``gpu_passthrough_filter.scorers`` namespace) that the GPUPassthroughWeigher
 sums. Each is weighted by ``[gpu_passthrough] scorer_multipliers``.
+
+The default places each guest where the expected fragmentation of the
+recent request mix grows least (``fragmentation_gradient``: the free GPUs
+that would be left without the vCPUs, RAM or GPU count the mix needs) and
+prefers GPU sets under one PCIe switch or NUMA node (``locality``). The
+other shipped scorers (``best_fit``, ``fragmentation``,
+``gpu_host_reserve``, ``resource_balance``) are the rules of earlier
+releases; the simulator compares them on the openb trace (see the
+benchmarks page of the documentation).
+
+Related options:
+
+* ``[gpu_passthrough] scorer_multipliers``
 """),
     cfg.DictOpt(
         'scorer_multipliers',
-        default={'best_fit': 1.0, 'locality': 2.0, 'fragmentation': 2.0,
-                 'gpu_host_reserve': 4.0},
+        default={'fragmentation_gradient': 4.0, 'locality': 2.0},
         help="""
 Weight of each scorer inside the GPUPassthroughWeigher, as
 ``name:float`` pairs. Scorers not listed weigh 1.0. Each scorer returns a
-value between 0.0 and 1.0, so these set their relative importance.
+value between 0.0 and 1.0, so these set their relative importance. With
+the defaults, the step from a one-NUMA-node to a one-switch GPU set weighs
+about as much as one and a half GPUs of expected fragmentation.
+
+Related options:
+
+* ``[gpu_passthrough] scorers``
 """),
 ]
 

@@ -202,8 +202,9 @@ class FragmentationGradient(object):
     placement causes: a guest that fills GPUs nobody else could use scores
     above 0.5, one that leaves free GPUs without the vCPUs or RAM the mix
     needs scores below. Guests without GPUs are scored too (they strand
-    GPUs by eating vCPUs and RAM); only GPU guests shape the mix. Neutral
-    until the first GPU request is seen, and for a GPU request without a
+    GPUs by eating vCPUs and RAM); only GPU guests shape the mix. Until the
+    first GPU request is seen, the mix is one 1-GPU guest with the host's
+    vCPU and RAM share per GPU. Neutral for a GPU request without a
     feasible set on the host.
 
     Stateful: the weigher calls :meth:`observe` once per request, before
@@ -223,9 +224,9 @@ class FragmentationGradient(object):
         self.profile.observe(profile_mod.shape_of(request))
 
     def __call__(self, index, request, chosen):
-        mix = self.profile.mix()
-        if not mix or (request.wants_gpus and chosen is None):
+        if request.wants_gpus and chosen is None:
             return NEUTRAL
+        mix = self.profile.mix() or _share_of_host(index)
         before = index.cached(('fragmentation_gradient', 'free'),
                               lambda: free_resources(index))
         taken = collections.Counter()
@@ -239,6 +240,15 @@ class FragmentationGradient(object):
         # NOTE: bounded, monotone, 0.5 for no change; exp() would overflow
         # on a pathological delta.
         return 1.0 / (1.0 + math.pow(2.0, max(min(delta, 64.0), -64.0)))
+
+
+def _share_of_host(index):
+    # Until the scheduler has seen a GPU request, assume each GPU needs its
+    # share of the host's vCPUs and RAM (as gpu_host_reserve does); unknown
+    # totals count as 0. A host without GPUs has no fragments either way.
+    host, gpus = index.host, max(index.total, 1)
+    return ((profile_mod.Shape(1, float(host.total_vcpus or 0) / gpus,
+                               float(host.total_ram_mb or 0) / gpus), 1.0),)
 
 
 def free_resources(index):

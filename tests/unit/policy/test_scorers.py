@@ -260,12 +260,19 @@ class FragmentationGradientTest(base.BaseTestCase):
         self.scorer = scorers.FragmentationGradient(window=10)
         self.scorer.observe(shapes.request(1, vcpus=12, ram_mb=1024))
 
-    def test_neutral_before_any_gpu_request(self):
-        """No profile yet: every host scores NEUTRAL."""
+    def test_host_share_before_any_gpu_request(self):
+        """No GPU request seen: each GPU needs its share of the host.
+
+        A plain guest of 48 vCPUs on 'dgx' (8 GPUs, 96 vCPUs: 12 each)
+        eats the share of 4 GPUs; on 'cpu' (no GPU) it strands nothing.
+        """
         fresh = scorers.FragmentationGradient()
         fresh.observe(shapes.request(0))
-        self.assertEqual(scorers.NEUTRAL, score(fresh, shapes.dgx_8gpu(),
-                                                shapes.request(1)))
+        dgx = shapes.with_resources(shapes.dgx_8gpu(), 96, 10 ** 6, 96,
+                                    10 ** 6)
+        req = shapes.request(0, vcpus=48, ram_mb=1024)
+        self.assertAlmostEqual(1.0 / (1.0 + 2 ** 4), score(fresh, dgx, req))
+        self.assertEqual(0.5, score(fresh, shapes.cpu_only(), req))
 
     def test_cpu_hungry_guest_goes_where_cpu_is_spare(self):
         """1 GPU + 24 vCPUs: 'roomy' (8 GPUs, 192 vCPUs) beats 'tight'.
