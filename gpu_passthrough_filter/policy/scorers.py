@@ -192,23 +192,25 @@ def _stranded_gpus(wanted, free, total, free_gpus, total_gpus):
 
 
 class FragmentationGradient(object):
-    """Place each guest where the workload's expected fragmentation grows least.
+    """Place each guest where the expected fragmentation grows least.
 
-    Rule (Weng et al., ATC'23, for whole GPUs): the expected fragmentation
-    of a host is its free GPUs times the share of the recent GPU request
-    mix that no longer fits on it (vCPUs, RAM, free GPUs of an accepted
-    model); see :mod:`.profile`. The score of a host is ``1 / (1 +
-    2 ** delta)`` where ``delta`` is the growth, in GPUs, that the
-    placement causes: a guest that fills GPUs nobody else could use scores
-    above 0.5, one that leaves free GPUs without the vCPUs or RAM the mix
-    needs scores below. Guests without GPUs are scored too (they strand
-    GPUs by eating vCPUs and RAM); only GPU guests shape the mix. Until the
-    first GPU request is seen, the mix is one 1-GPU guest with the host's
-    vCPU and RAM share per GPU. Neutral for a GPU request without a
-    feasible set on the host.
+    Rule (after Weng et al., ATC'23, for whole GPUs): the expected
+    fragmentation of a host is the number of its free GPUs that guests
+    drawn from the recent GPU request mix would leave unused, for lack of
+    vCPUs, RAM or enough free GPUs of an accepted model (see
+    :func:`.profile.expected_fragmentation`). The score of a host is
+    ``1 / (1 + 2 ** delta)`` where ``delta`` is the growth, in GPUs, that
+    the placement causes: a guest that takes GPUs the mix could not use
+    scores above 0.5, one that leaves free GPUs without the vCPUs or RAM
+    the mix needs scores below. Guests without GPUs are scored too (they
+    strand GPUs by eating vCPUs and RAM); only GPU guests shape the mix.
+    Until the first GPU request is seen, the mix is one 1-GPU guest with
+    the host's vCPU and RAM share per GPU. Neutral for a GPU request
+    without a feasible set on the host.
 
-    Stateful: the weigher calls :meth:`observe` once per request, before
-    weighing the hosts, so the mix includes the guest being placed.
+    Stateful: the weigher calls :meth:`observe` with every request before
+    it weighs the hosts of the next one, so the mix includes the guest
+    being placed.
 
     :param window: GPU requests the profile remembers.
     """

@@ -30,6 +30,7 @@ from oslo_log import log as logging
 from gpu_passthrough_filter import conf
 from gpu_passthrough_filter.policy import feasibility
 from gpu_passthrough_filter.scheduler import host_view
+from gpu_passthrough_filter.scheduler import request_log
 
 LOG = logging.getLogger(__name__)
 CONF = nova.conf.CONF
@@ -48,6 +49,27 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
     # the host again would reject the host the guest already runs on (as
     # nova's own PciPassthroughFilter, which does not run on rebuild).
     RUN_ON_REBUILD = False
+
+    def filter_all(self, filter_obj_list, spec_obj):
+        """Filter the hosts, then record the request for the weigher.
+
+        Nova calls this once per request and instance (and skips the
+        weighers when at most one host passes); the record lets the
+        learning scorers of GPUPassthroughWeigher see every request
+        (:mod:`.request_log`). Never raises.
+        """
+        hosts = list(filter_obj_list)
+        passed = list(super(GPUPassthroughFilter, self).filter_all(
+            hosts, spec_obj))
+        try:
+            request_log.REQUESTS.record(spec_obj, host_view.request_seen(
+                passed or hosts, spec_obj, CONF.gpu_passthrough,
+                CONF.filter_scheduler.pci_in_placement))
+        except Exception:
+            LOG.exception('GPUPassthroughFilter could not record request '
+                          '%s for the weigher',
+                          host_view.describe_spec(spec_obj))
+        return passed
 
     def host_passes(self, host_state, spec_obj):
         """Return True if ``host_state`` can serve ``spec_obj``'s GPUs.

@@ -423,6 +423,48 @@ def cached_request_facts(spec_obj, opts):
     return facts
 
 
+def request_seen(host_states, spec_obj, opts, pci_in_placement):
+    """The request as the cloud asked it, over the hosts that saw it.
+
+    The GPU demands the hosts recognise (a resource-class alias maps to
+    different models on different hosts), with every model some host
+    accepts for them; for learning the workload, not for placing.
+
+    :param host_states: nova ``HostState`` objects.
+    :param spec_obj: a nova ``RequestSpec``.
+    :param opts: the ``CONF.gpu_passthrough`` group.
+    :param pci_in_placement: ``[filter_scheduler] pci_in_placement``.
+    :returns: a :class:`~.model.GPURequest`.
+    """
+    facts_of_request = cached_request_facts(spec_obj, opts)
+    ids = vendor_ids(opts)
+    seen = None
+    for host_state in host_states:
+        request, _ids = facts_of_request.for_host(
+            host_facts(host_state, opts), ids,
+            placement_candidates(host_state, pci_in_placement))
+        if seen is None or request.gpu_count > seen.gpu_count:
+            seen = request
+        elif request.gpu_count == seen.gpu_count and seen.demands:
+            seen = _with_models_of(seen, request)
+    if seen is None:
+        nowhere = HostFacts(index_mod.HostIndex(model.HostView('')), {},
+                            frozenset())
+        seen, _ids = facts_of_request.for_host(nowhere, ids, None)
+    return seen
+
+
+def _with_models_of(request, other):
+    if len(request.demands) != len(other.demands):
+        return request
+    demands = tuple(
+        dataclasses.replace(mine, models=mine.models | theirs.models
+                            if mine.models and theirs.models
+                            else frozenset())
+        for mine, theirs in zip(request.demands, other.demands))
+    return dataclasses.replace(request, demands=demands)
+
+
 def request_facts(spec_obj, opts):
     """Read a ``RequestSpec`` into :class:`RequestFacts`.
 

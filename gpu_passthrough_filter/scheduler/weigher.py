@@ -19,8 +19,6 @@ and multiplies it by :meth:`GPUPassthroughWeigher.weight_multiplier`,
 which host aggregates override with ``gpu_passthrough_weight_multiplier``.
 """
 
-import dataclasses
-
 import nova.conf
 from nova.scheduler import utils
 from nova.scheduler import weights
@@ -32,6 +30,7 @@ from gpu_passthrough_filter.policy import feasibility
 from gpu_passthrough_filter.policy import scorers as scorers_mod
 from gpu_passthrough_filter.scheduler import filter as filter_mod
 from gpu_passthrough_filter.scheduler import host_view
+from gpu_passthrough_filter.scheduler import request_log
 
 LOG = logging.getLogger(__name__)
 CONF = nova.conf.CONF
@@ -82,13 +81,17 @@ class GPUPassthroughWeigher(weights.BaseHostWeigher):
         #: Scorers that learn from every request (``observe(request)``).
         self.observers = [scorer for scorer in self.scorers.values()
                           if callable(getattr(scorer, 'observe', None))]
+        self._cursor = request_log.REQUESTS.cursor()
 
     def weigh_objects(self, weighed_obj_list, weight_properties):
-        """Show the request to the learning scorers, then weigh each host.
+        """Show the requests to the learning scorers, then weigh each host.
 
         Nova calls this once per request with the hosts that passed the
-        filters. Never raises: a failure to learn is logged and the hosts
-        are weighed with what the scorers knew before.
+        filters, and not at all when at most one host passed: the learning
+        scorers see every request GPUPassthroughFilter recorded since the
+        last call (:mod:`.request_log`), or this one alone when the filter
+        is not enabled. Never raises: a failure to learn is logged and the
+        hosts are weighed with what the scorers knew before.
         """
         if self.observers and weighed_obj_list:
             try:
@@ -101,30 +104,17 @@ class GPUPassthroughWeigher(weights.BaseHostWeigher):
             weighed_obj_list, weight_properties)
 
     def _observe(self, weighed_obj_list, spec_obj):
-        request = self._request_seen(
-            [weighed.obj for weighed in weighed_obj_list], spec_obj)
-        for scorer in self.observers:
-            scorer.observe(request)
-
-    @staticmethod
-    def _request_seen(host_states, spec_obj):
-        # The request as the cloud asked it: the GPU demands the hosts
-        # recognise (a resource-class alias maps to different models on
-        # different hosts), with every model some host accepts for them.
-        opts = CONF.gpu_passthrough
-        pci_in_placement = CONF.filter_scheduler.pci_in_placement
-        request_facts = host_view.cached_request_facts(spec_obj, opts)
-        vendor_ids = host_view.vendor_ids(opts)
-        seen = None
-        for host_state in host_states:
-            request, _ids = request_facts.for_host(
-                host_view.host_facts(host_state, opts), vendor_ids,
-                host_view.placement_candidates(host_state, pci_in_placement))
-            if seen is None or request.gpu_count > seen.gpu_count:
-                seen = request
-            elif request.gpu_count == seen.gpu_count and seen.demands:
-                seen = _with_models_of(seen, request)
-        return seen
+        self._cursor, requests = request_log.REQUESTS.since(self._cursor)
+        if request_log.REQUESTS.last_spec is not spec_obj:
+            # NOTE: GPUPassthroughFilter did not record this request (it is
+            # not enabled): learn from what the weigher sees.
+            requests.append(host_view.request_seen(
+                [weighed.obj for weighed in weighed_obj_list], spec_obj,
+                CONF.gpu_passthrough,
+                CONF.filter_scheduler.pci_in_placement))
+        for request in requests:
+            for scorer in self.observers:
+                scorer.observe(request)
 
     def weight_multiplier(self, host_state):
         """Override the weight multiplier (per aggregate)."""
@@ -182,16 +172,6 @@ class GPUPassthroughWeigher(weights.BaseHostWeigher):
                 if gpu_set is not None:
                     return gpu_set
         return feasibility.best_set(facts.index, request).best
-
-
-def _with_models_of(request, other):
-    if len(request.demands) != len(other.demands):
-        return request
-    models = [a.models | b.models if a.models and b.models else frozenset()
-              for a, b in zip(request.demands, other.demands)]
-    demands = tuple(dataclasses.replace(demand, models=accepted)
-                    for demand, accepted in zip(request.demands, models))
-    return dataclasses.replace(request, demands=demands)
 
 
 def _multipliers(configured):

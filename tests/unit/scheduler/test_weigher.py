@@ -13,9 +13,12 @@
 
 import fixtures
 from nova import objects
+from nova.scheduler import filters as nova_filters
 from nova.scheduler import weights as nova_weights
 from stevedore import extension
 
+from gpu_passthrough_filter.scheduler import filter as gpu_filter
+from gpu_passthrough_filter.scheduler import request_log
 from gpu_passthrough_filter.scheduler import weigher as gpu_weigher
 from tests.unit.scheduler import fakes
 
@@ -41,12 +44,34 @@ class WeigherTestCase(fakes.TestCase):
 class RankingTest(WeigherTestCase):
 
     def test_best_fit_packs_the_fuller_host(self):
-        """1 GPU: 'nearly-full' (1 GPU left) beats 'empty' (8 free)."""
+        """best_fit, 1 GPU: 'nearly-full' (1 GPU left) beats 'empty'."""
+        self.flags(scorers=['best_fit'])
         hgx = fakes.fake_gpus.eight_gpu_host()
         states = [fakes.host_state('empty', hgx),
                   fakes.host_state('nearly-full', hgx, busy=HGX[1:])]
         self.assertEqual(['nearly-full', 'empty'],
                          self.ranking(states, fakes.flavor('h100:1')))
+
+    def test_defaults_keep_whole_hosts_for_8_gpu_guests(self):
+        """Defaults, after an 8-GPU guest: a 1-GPU guest packs.
+
+        Once the mix holds 8-GPU guests, breaking 'empty' costs their
+        share of 8 GPUs; 'nearly-full' (1 GPU left) wins.
+        """
+        weigher = gpu_weigher.GPUPassthroughWeigher()
+        hgx = fakes.fake_gpus.eight_gpu_host()
+        states = [fakes.host_state('empty', hgx),
+                  fakes.host_state('nearly-full', hgx, busy=HGX[1:])]
+        # Only 'empty' passes the 8-GPU request: nova skips the weighers,
+        # the filter's record is what the weigher learns from.
+        passed = nova_filters.HostFilterHandler().get_filtered_objects(
+            [gpu_filter.GPUPassthroughFilter()], states,
+            fakes.request_spec(fakes.flavor('h100:8')))
+        self.assertEqual(['empty'], self.ranking(passed,
+                                                 fakes.flavor('h100:8'),
+                                                 weigher))
+        self.assertEqual(['nearly-full', 'empty'], self.ranking(
+            states, fakes.flavor('h100:1'), weigher))
 
     def test_locality_prefers_a_switch_pair(self):
         """2 GPUs: 'switch' (pair under one switch) beats 'split'."""
@@ -192,3 +217,47 @@ class LearningScorerTest(WeigherTestCase):
         self.assertEqual(['roomy', 'tight'], self.ranking(
             states, fakes.flavor('h100:1', vcpus=40, memory_mb=1024),
             weigher))
+
+
+class RequestLogTest(WeigherTestCase):
+
+    def test_weigher_learns_requests_it_never_weighed(self):
+        """Two 1-host requests, then a 2-host one: observed 4, 2, then 1.
+
+        Nova weighs only the last (the first two have one host each);
+        the filter's records carry the first two to the weigher, in order.
+        """
+        seen = []
+
+        class Recorder(object):
+            def observe(self, request):
+                seen.append(request.gpu_count)
+
+            def __call__(self, index, request, chosen):
+                return 0.5
+
+        weigher = gpu_weigher.GPUPassthroughWeigher(
+            extension.ExtensionManager.make_test_instance([
+                extension.Extension('recorder', None, Recorder, None)]))
+        hgx = fakes.fake_gpus.eight_gpu_host()
+        states = [fakes.host_state('a', hgx),
+                  fakes.host_state('b', hgx, busy=HGX[2:])]
+        for gpus, hosts in (('h100:4', states[:1]), ('h100:2', states[1:]),
+                            ('h100:1', states)):
+            spec = fakes.request_spec(fakes.flavor(gpus))
+            passed = nova_filters.HostFilterHandler().get_filtered_objects(
+                [gpu_filter.GPUPassthroughFilter()], hosts, spec)
+            nova_weights.HostWeightHandler().get_weighed_objects(
+                [weigher], passed, spec)
+        self.assertEqual([4, 2, 1], seen)
+
+    def test_log_is_bounded_and_read_from_a_cursor(self):
+        """Size 2: a reader at 0 after 3 records gets the last 2."""
+        log = request_log.RequestLog(size=2)
+        start = log.cursor()
+        for name in ('one', 'two', 'three'):
+            log.record(name, name)
+        cursor, requests = log.since(start)
+        self.assertEqual(['two', 'three'], requests)
+        self.assertEqual((cursor, []), log.since(cursor))
+        self.assertEqual('three', log.last_spec)
