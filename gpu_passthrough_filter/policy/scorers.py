@@ -285,9 +285,10 @@ SCORERS = {
 
 
 def instantiate(plugin):
-    """The scorer callable of an entry point: a function as it is, an
-    instance for a class (one per weigher, as nova keeps one weigher per
-    scheduler process).
+    """The scorer callable of an entry point.
+
+    A function as it is, an instance for a class (one per weigher, as nova
+    keeps one weigher per scheduler process).
 
     :param plugin: what the entry point loads.
     """
