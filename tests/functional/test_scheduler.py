@@ -81,7 +81,6 @@ class LegacyPCISchedulerTest(SchedulerTestBase):
         server = self.boot_server(flavor)
         self.assert_server_gpus(server, 'cpu', [])
 
-
     def test_plain_guests_leave_the_gpu_reserve(self):
         """The 2nd plain guest would eat the free GPUs' reserve: NoValidHost.
 
