@@ -96,24 +96,13 @@ class Policy:
     description: str = ''
 
 
-def builtin_policies(numa_affinity='preferred', gpu_reserve=None):
+def builtin_policies(numa_affinity='preferred'):
     """The three policies of the default comparison.
 
     :param numa_affinity: ``gpu_passthrough:numa_affinity`` of GPU flavors
         under the project's policy.
-    :param gpu_reserve: ``(vCPUs, RAM MiB)`` that the project's policy
-        keeps per free GPU (``[gpu_passthrough]
-        reserved_vcpus_per_free_gpu`` and ``reserved_ram_mb_per_free_gpu``):
-        an operator sets them to the typical GPU flavor, the simulator to
-        the trace's median 1-GPU request; None keeps the defaults (off).
     """
     project_specs = {'gpu_passthrough:numa_affinity': numa_affinity}
-    project_options = dict(PROJECT_OPTIONS)
-    if gpu_reserve:
-        vcpus, ram_mb = gpu_reserve
-        project_options.update({
-            'gpu_passthrough.reserved_vcpus_per_free_gpu': float(vcpus),
-            'gpu_passthrough.reserved_ram_mb_per_free_gpu': int(ram_mb)})
     return [
         Policy('nova-default', description="nova's default filters + "
                'PciPassthroughFilter + NUMATopologyFilter, all weighers'),
@@ -124,7 +113,7 @@ def builtin_policies(numa_affinity='preferred', gpu_reserve=None):
                enabled_filters=list(PROJECT_FILTERS),
                available_filters=list(PROJECT_AVAILABLE),
                weight_classes=list(PROJECT_WEIGHERS),
-               options=project_options,
+               options=dict(PROJECT_OPTIONS),
                extra_specs=project_specs,
                description='GPUPassthroughFilter + GPUPassthroughWeigher '
                'added to nova defaults, PCI in Placement'),
