@@ -74,6 +74,8 @@ class WorkloadProfile(object):
         self._recent = collections.deque()
         self._counts = collections.Counter()
         self._mix = None
+        #: Bumped on every change of the mix: a cache key.
+        self.version = 0
 
     def __len__(self):
         return len(self._recent)
@@ -93,6 +95,7 @@ class WorkloadProfile(object):
             if not self._counts[oldest]:
                 del self._counts[oldest]
         self._mix = None
+        self.version += 1
 
     def mix(self):
         """``((shape, share), ...)`` with shares summing to 1; () if empty.

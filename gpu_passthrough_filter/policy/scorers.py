@@ -228,9 +228,17 @@ class FragmentationGradient(object):
     def __call__(self, index, request, chosen):
         if request.wants_gpus and chosen is None:
             return NEUTRAL
-        mix = self.profile.mix() or _share_of_host(index)
+        learned = self.profile.mix()
+        mix = learned or _share_of_host(index)
         before = index.cached(('fragmentation_gradient', 'free'),
                               lambda: free_resources(index))
+        # NOTE: the host's own fragmentation is the same for every request
+        # until the host or the mix changes; the index lives as long as
+        # the host does not change.
+        fragmented = index.cached(
+            ('fragmentation_gradient', self.profile, self.profile.version,
+             bool(learned)),
+            lambda: profile_mod.expected_fragmentation(before, mix))
         taken = collections.Counter()
         if chosen is not None:
             taken.update(index.gpus[a].model for a in chosen.addresses)
@@ -238,7 +246,7 @@ class FragmentationGradient(object):
                 taken[index.gpus[address].model] += 1
         placed = profile_mod.after(before, request.vcpus, request.ram_mb,
                                    taken)
-        delta = profile_mod.fragmentation_delta(before, placed, mix)
+        delta = profile_mod.expected_fragmentation(placed, mix) - fragmented
         # NOTE: bounded, monotone, 0.5 for no change; exp() would overflow
         # on a pathological delta.
         return 1.0 / (1.0 + math.pow(2.0, max(min(delta, 64.0), -64.0)))
