@@ -181,10 +181,13 @@ def _stranded_gpus(wanted, free, total, free_gpus, total_gpus):
     if wanted == 0.0 or free is None:
         return 0.0
     free = max(float(free), 0.0)
-    if total is None or float(total) <= 0.0 or total_gpus <= 0:
+    per_gpu = (float(total) / total_gpus
+               if total is not None and total_gpus > 0 else 0.0)
+    # NOTE: a tiny total (hypothesis found 5e-324) underflows to a zero
+    # share per GPU: treated like an unknown total.
+    if per_gpu <= 0.0:
         share = 1.0 if free <= 0.0 else min(wanted / free, 1.0)
         return free_gpus * share
-    per_gpu = float(total) / total_gpus
     reserved = free_gpus * per_gpu
     spare = max(free - reserved, 0.0)
     eaten = min(max(wanted - spare, 0.0), reserved)
