@@ -151,6 +151,51 @@ class TestKnownOptimum(SimTestCase):
         self.assertLess(ours.project_ms, ours.ms_per_request)
 
 
+class TestCPUStrandingOptimum(SimTestCase):
+    """'tight': 4 GPUs, 48 vCPUs (12 per GPU); 'roomy': 2 GPUs, 104 vCPUs.
+
+    Arrivals: a 1-GPU VM with 40 vCPUs, four with 12, another with 40.
+    Optimum: both 40-vCPU VMs on 'roomy', the four small ones on 'tight':
+    every GPU given. A policy that puts a small VM on 'roomy' leaves
+    'tight' a free GPU with 12 vCPUs, which the second big VM cannot use.
+    """
+
+    arrivals = ([workload.VMRequest('big-1', 40, 8192, 1)] +
+                [workload.VMRequest('small-%d' % i, 12, 8192, 1)
+                 for i in range(4)] +
+                [workload.VMRequest('big-2', 40, 8192, 1)])
+
+    def _fleet(self):
+        return fleet.Fleet([
+            fleet.SimHost('tight', vcpus=48, memory_mb=512 * 1024,
+                          gpus=fleet.build_gpus(4, H100)),
+            fleet.SimHost('roomy', vcpus=104, memory_mb=512 * 1024,
+                          gpus=fleet.build_gpus(2, H100))])
+
+    def test_nova_default_strands_a_gpu(self):
+        """nova-default spreads: a small VM on 'roomy', big-2 fails."""
+        sim_fleet = self._fleet()
+        result = self.run_policy(sim_fleet, self.arrivals,
+                                 runner.builtin_policies()[0])
+        summary = self.summary(sim_fleet, result, self.arrivals)
+        self.assertEqual({1: 1}, summary.failed_by_gpus)
+        self.assertEqual(5, summary.allocated)
+
+    def test_project_policy_reaches_the_optimum(self):
+        """gpu-passthrough: small VMs fill 'tight', both big on 'roomy'."""
+        sim_fleet = self._fleet()
+        result = self.run_policy(sim_fleet, self.arrivals,
+                                 runner.builtin_policies()[2])
+        hosts = {p.request.name: p.host for p in result.placements}
+        self.assertEqual({'big-1': 'roomy', 'big-2': 'roomy'},
+                         {n: h for n, h in hosts.items() if 'big' in n})
+        self.assertEqual({'tight'}, {h for n, h in hosts.items()
+                                     if 'small' in n})
+        summary = self.summary(sim_fleet, result, self.arrivals)
+        self.assertEqual(6, summary.allocated)
+        self.assertEqual({}, summary.failed_by_gpus)
+
+
 class TestMetricsOnRuns(SimTestCase):
 
     def test_same_seed_same_placements(self):
