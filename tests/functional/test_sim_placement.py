@@ -21,9 +21,8 @@ emulation's, before and after a server took GPUs.
 
 Only the sets, not their order: Placement's order of the candidates of one
 host is neither address nor provider-creation order and changed between
-two runs of this test (it follows Python's hash order of the providers),
-so the emulation's address order is one arbitrary order among those nova
-may see (doc/source/admin/simulator.rst).
+two runs of this test, so the emulation's address order is one arbitrary
+order among those nova may see (doc/source/admin/simulator.rst).
 """
 
 from nova import objects
