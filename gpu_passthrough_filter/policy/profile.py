@@ -126,26 +126,6 @@ class Resources:
         return sum(self.gpus_by_model.values())
 
 
-def _guests(shape, free):
-    # How many guests of ``shape`` the free resources hold: whole guests
-    # by GPUs (GPUs are discrete, a 4-GPU guest needs 4), a fluid share by
-    # vCPUs and RAM. The fluid part stands for the other shapes of the mix
-    # that fill what a whole guest of this shape leaves over.
-    if shape.models:
-        gpus = sum(count for model, count in free.gpus_by_model.items()
-                   if model in shape.models)
-    else:
-        gpus = free.gpus
-    count = float(gpus // shape.gpus)
-    for wanted, left in ((shape.vcpus, free.vcpus),
-                         (shape.ram_mb, free.ram_mb)):
-        # NOTE: compared before dividing: a tiny ``wanted`` would make the
-        # quotient overflow.
-        if left is not None and max(left, 0.0) < wanted * count:
-            count = max(left, 0.0) / wanted
-    return count
-
-
 def expected_fragmentation(free, mix):
     """Free GPUs that guests drawn from ``mix`` leave unused, in expectation.
 
@@ -165,8 +145,32 @@ def expected_fragmentation(free, mix):
     gpus = free.gpus
     if gpus <= 0:
         return 0.0
-    return sum(share * (gpus - shape.gpus * _guests(shape, free))
-               for shape, share in mix)
+    vcpus = None if free.vcpus is None else max(free.vcpus, 0.0)
+    ram_mb = None if free.ram_mb is None else max(free.ram_mb, 0.0)
+    accepted = {}
+    total = 0
+    # NOTE: one loop, no helper call per shape: every host of every
+    # request runs this twice over the whole mix.
+    for shape, share in mix:
+        usable = gpus
+        if shape.models:
+            usable = accepted.get(shape.models)
+            if usable is None:
+                usable = accepted[shape.models] = sum(
+                    count for model, count in free.gpus_by_model.items()
+                    if model in shape.models)
+        # Whole guests by GPUs (a 4-GPU guest needs 4), a fluid share by
+        # vCPUs and RAM: the fluid part stands for the other shapes of the
+        # mix that fill what whole guests of this shape leave over.
+        guests = float(usable // shape.gpus)
+        # NOTE: compared before dividing: a tiny request would make the
+        # quotient overflow.
+        if vcpus is not None and vcpus < shape.vcpus * guests:
+            guests = vcpus / shape.vcpus
+        if ram_mb is not None and ram_mb < shape.ram_mb * guests:
+            guests = ram_mb / shape.ram_mb
+        total += share * (gpus - shape.gpus * guests)
+    return total
 
 
 def after(free, vcpus=0.0, ram_mb=0.0, gpus_by_model=None):
