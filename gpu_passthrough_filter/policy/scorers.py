@@ -211,9 +211,9 @@ class FragmentationGradient(object):
     the host's vCPU and RAM share per GPU. Neutral for a GPU request
     without a feasible set on the host.
 
-    Stateful: the weigher calls :meth:`observe` with every request before
-    it weighs the hosts of the next one, so the mix includes the guest
-    being placed.
+    Stateful: the weigher calls :meth:`observe` with every request (the
+    ones GPUPassthroughFilter recorded, or its own) before it weighs that
+    request's hosts, so the mix includes the guest being placed.
 
     :param window: GPU requests the profile remembers.
     """
