@@ -271,7 +271,7 @@ def _facts(idx, request, addresses):
     switches = {gpu.switch for gpu in gpus}
     numa_node = nodes.pop() if len(nodes) == 1 else None
     switch = switches.pop() if len(switches) == 1 else None
-    stranded = _stranded(idx, addresses)
+    stranded = sum(1 for _mate in stranded_mates(idx, addresses))
     broken, leftover = _broken_and_leftover(idx, gpus)
     one_numa = numa_node is not None
     numa_penalty = int(
@@ -283,14 +283,19 @@ def _facts(idx, request, addresses):
                   broken, leftover, quality)
 
 
-def _stranded(idx, addresses):
-    # Rule: a free, usable GPU whose IOMMU group the set touches but does
-    # not take is lost until the guest leaves.
-    stranded = 0
+def stranded_mates(idx, addresses):
+    """The free GPUs a set of GPUs leaves unusable, one address each.
+
+    Rule: a free, usable GPU whose IOMMU group the set touches but does
+    not take is lost until the guest leaves.
+
+    :param idx: the host's :class:`~.index.HostIndex`.
+    :param addresses: the set's PCI addresses (a set or frozenset).
+    """
     for key in {idx.group_key[a] for a in addresses}:
-        stranded += sum(1 for mate in idx.group_members[key]
-                        if mate not in addresses and mate in idx.usable)
-    return stranded
+        for mate in idx.group_members[key]:
+            if mate not in addresses and mate in idx.usable:
+                yield mate
 
 
 def _broken_and_leftover(idx, gpus):

@@ -18,9 +18,9 @@ Fragmentation", USENIX ATC'23) measure this against the *workload*: the
 expected fragmentation of a host is the number of its free GPUs that a
 guest drawn from the recent request mix cannot use, and the scheduler
 places each guest where that number grows least (fragmentation gradient
-descent). With whole GPUs the rule is simple: a guest shape either fits on
-the host (vCPUs, RAM, enough free GPUs of an accepted model), and then the
-free GPUs are usable, or it does not, and then all of them are lost to it.
+descent). With whole GPUs, the rule here fills the host with guests of each
+shape of the mix and counts the free GPUs they leave unused (see
+:func:`expected_fragmentation`).
 
 :class:`WorkloadProfile` is the request mix, learned from the requests
 the scheduler sees (a sliding window, so the profile follows the cloud's
@@ -74,8 +74,6 @@ class WorkloadProfile(object):
         self._recent = collections.deque()
         self._counts = collections.Counter()
         self._mix = None
-        #: Bumped on every change of the mix: a cache key.
-        self.version = 0
 
     def __len__(self):
         return len(self._recent)
@@ -95,7 +93,6 @@ class WorkloadProfile(object):
             if not self._counts[oldest]:
                 del self._counts[oldest]
         self._mix = None
-        self.version += 1
 
     def mix(self):
         """``((shape, share), ...)`` with shares summing to 1; () if empty.

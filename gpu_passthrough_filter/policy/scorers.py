@@ -231,25 +231,19 @@ class FragmentationGradient(object):
     def __call__(self, index, request, chosen):
         if request.wants_gpus and chosen is None:
             return NEUTRAL
-        learned = self.profile.mix()
-        mix = learned or _share_of_host(index)
+        mix = self.profile.mix() or _share_of_host(index)
         before = index.cached(('fragmentation_gradient', 'free'),
                               lambda: free_resources(index))
-        # NOTE: the host's own fragmentation is the same for every request
-        # until the host or the mix changes; the index lives as long as
-        # the host does not change.
-        fragmented = index.cached(
-            ('fragmentation_gradient', self.profile, self.profile.version,
-             bool(learned)),
-            lambda: profile_mod.expected_fragmentation(before, mix))
         taken = collections.Counter()
         if chosen is not None:
             taken.update(index.gpus[a].model for a in chosen.addresses)
-            for address in _stranded_mates(index, chosen):
-                taken[index.gpus[address].model] += 1
+            taken.update(index.gpus[a].model for a in
+                         feasibility.stranded_mates(index, chosen.addresses))
         placed = profile_mod.after(before, request.vcpus, request.ram_mb,
                                    taken)
-        delta = profile_mod.expected_fragmentation(placed, mix) - fragmented
+        # NOTE: the host's own fragmentation is not cached: the mix changes
+        # with every GPU request.
+        delta = profile_mod.fragmentation_delta(before, placed, mix)
         # NOTE: bounded, monotone, 0.5 for no change; exp() would overflow
         # on a pathological delta.
         return 1.0 / (1.0 + math.pow(2.0, max(min(delta, 64.0), -64.0)))
@@ -273,14 +267,6 @@ def free_resources(index):
     host = index.host
     return profile_mod.Resources(dict(by_model), host.free_vcpus,
                                  host.free_ram_mb)
-
-
-def _stranded_mates(index, chosen):
-    # The free group mates that the chosen set leaves unusable.
-    for key in {index.group_key[a] for a in chosen.addresses}:
-        for mate in index.group_members[key]:
-            if mate not in chosen.addresses and mate in index.usable:
-                yield mate
 
 
 #: Every scorer of this module by its entry-point name: a function, or a

@@ -124,8 +124,6 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
     @staticmethod
     def _keeps_reserve(facts, request, reserve):
         """A guest without GPUs: pass unless it eats the GPUs' reserve."""
-        if not any(reserve):
-            return True
         ok, reason = feasibility.keeps_gpu_reserve(facts.index, request,
                                                    *reserve)
         if not ok:
