@@ -192,6 +192,35 @@ Related options:
 
 * ``[filter_scheduler] pci_in_placement``
 """),
+    cfg.BoolOpt(
+        'claim_best_set',
+        default=True,
+        help="""
+With PCI in Placement, let GPUPassthroughFilter put the host's best GPU set
+first even when Placement did not return it.
+
+Placement returns every ordering of every free GPU set of a host (40,320
+for 8 GPUs of 8), and a cloud must cap them (``[placement]
+max_allocation_candidates``, ``[scheduler] max_placement_results``), so a
+host gets one or a few candidates that Placement picked in an order of its
+own, rarely the isolated, NUMA-local, switch-local set that keeps the
+host's large blocks whole. With this option the filter builds the
+allocation request of the best set from one returned candidate of the same
+host: the same request groups, each GPU group moved to a free GPU provider
+of the same vendor, product, resource class and traits. Placement checks
+the claim as for any candidate; if a GPU was taken meanwhile the claim
+fails and nova tries the next host.
+
+Possible values:
+
+* True: claim the best set (recommended).
+* False: choose only among the candidates Placement returned.
+
+Related options:
+
+* ``[filter_scheduler] pci_in_placement``
+* ``[gpu_passthrough] max_candidates_per_host``
+"""),
     cfg.FloatOpt(
         'weight_multiplier',
         default=1.0,

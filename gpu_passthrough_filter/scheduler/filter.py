@@ -29,6 +29,7 @@ from oslo_log import log as logging
 
 from gpu_passthrough_filter import conf
 from gpu_passthrough_filter.policy import feasibility
+from gpu_passthrough_filter.scheduler import candidates as candidates_view
 from gpu_passthrough_filter.scheduler import host_view
 from gpu_passthrough_filter.scheduler import request_log
 
@@ -140,7 +141,7 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
             GPU set; 0 keeps every feasible candidate.
         """
         candidates = host_state.allocation_candidates
-        judge = CandidateJudge(facts, request, request_ids)
+        judge = candidates_view.CandidateJudge(facts, request, request_ids)
         # NOTE: one pass instead of CandidateFilterMixin.filter_candidates,
         # which formats every candidate into two debug messages even when
         # debug logging is off; one debug line per host says what happened.
@@ -156,6 +157,12 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
         # NOTE: sorted() is stable: among sets of equal quality Placement's
         # own order stays.
         kept.sort(key=judge.quality, reverse=True)
+        built = None
+        if candidates and CONF.gpu_passthrough.claim_best_set:
+            built = self._best_set_candidate(host_state, facts, request,
+                                             request_ids, judge, kept)
+            if built is not None:
+                kept.insert(0, built)
         if limit:
             del kept[limit:]
         host_state.allocation_candidates = kept
@@ -168,10 +175,35 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
                        'reason': judge.first_reason})
         else:
             LOG.debug('GPUPassthroughFilter kept %(kept)d of %(count)d '
-                      'allocation candidates on host %(host)s',
+                      'allocation candidates on host %(host)s%(built)s',
                       {'kept': len(kept), 'count': len(candidates),
-                       'host': facts.index.name})
+                       'host': facts.index.name,
+                       'built': ', best set %s built' % sorted(
+                           judge.addresses(built)) if built else ''})
         return bool(kept)
+
+    @staticmethod
+    def _best_set_candidate(host_state, facts, request, request_ids, judge,
+                            kept):
+        """The candidate of the host's best set, if Placement left it out.
+
+        :returns: a new candidate, or None when the best returned one is
+            as good or the best set cannot be built from a returned one.
+        """
+        best = feasibility.best_set(facts.index, request).best
+        if best is None:
+            return None
+        if kept and judge.quality(kept[0]) >= best.quality:
+            return None
+        candidates = host_state.allocation_candidates
+        kinds = candidates_view.provider_kinds(
+            host_view.pools_of(host_state))
+        vouched = candidates_view.vouched_kinds(candidates, request_ids,
+                                                kinds)
+        template = kept[0] if kept else candidates[0]
+        return candidates_view.candidate_for_set(
+            template, best.addresses, request, request_ids, facts, kinds,
+            vouched)
 
 
 def _candidate_limit(spec_obj, request_ids, opts):
@@ -193,72 +225,3 @@ def _candidate_limit(spec_obj, request_ids, opts):
     if len(requests) != len(request_ids):
         return 0
     return limit
-
-
-class CandidateJudge(object):
-    """Evaluates allocation candidates as GPU sets, once per distinct set.
-
-    A 2-GPU request on an 8-GPU host gives 56 ordered candidates but 28
-    distinct sets; each set is evaluated once.
-    """
-
-    def __init__(self, facts, request, request_ids):
-        self.facts = facts
-        self.request = request
-        self.request_ids = request_ids
-        self.first_reason = ''
-        self._results = {}
-        self._prefixes = tuple('%s-' % rid for rid in request_ids)
-
-    def addresses(self, candidate):
-        """GPU addresses of a candidate (None for an unknown provider)."""
-        found = []
-        rp_addresses = self.facts.rp_addresses
-        for group, providers in candidate.get('mappings', {}).items():
-            if not group.startswith(self._prefixes):
-                continue
-            for provider in providers:
-                found.append(rp_addresses.get(provider))
-        return found
-
-    def claim_key(self, candidate):
-        """What nova claims for a candidate, the same for all orderings.
-
-        The request groups of one GPU request (``<request_id>-<i>``) are
-        merged: which group gets which GPU changes nothing in the claim.
-        """
-        merged = {}
-        for group, providers in candidate.get('mappings', {}).items():
-            if group.startswith(self._prefixes):
-                group = group.rsplit('-', 1)[0]
-            merged.setdefault(group, []).extend(providers)
-        return tuple(sorted((group, tuple(sorted(providers)))
-                            for group, providers in merged.items()))
-
-    def _evaluate(self, candidate):
-        addresses = self.addresses(candidate)
-        if None in addresses:
-            key = None
-        else:
-            key = frozenset(addresses)
-            if len(key) != len(addresses):
-                key = tuple(sorted(addresses))
-        result = self._results.get(key) if key is not None else None
-        if result is None:
-            if key is None:
-                result = feasibility.SetEvaluation(
-                    False, 'a provider of %s is no GPU pool of this host'
-                    % sorted(candidate.get('mappings', {}).items()), 0.0)
-            else:
-                result = feasibility.evaluate_set(
-                    self.facts.index, self.request, addresses)
-                self._results[key] = result
-            if not result.ok and not self.first_reason:
-                self.first_reason = result.reason
-        return result
-
-    def accepts(self, candidate):
-        return self._evaluate(candidate).ok
-
-    def quality(self, candidate):
-        return self._evaluate(candidate).quality

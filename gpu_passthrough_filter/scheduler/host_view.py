@@ -103,6 +103,11 @@ def _pools_of(pci_stats):
     return pools if isinstance(pools, list) else []
 
 
+def pools_of(host_state):
+    """The pools of a host state's ``pci_stats`` (a list, maybe empty)."""
+    return _pools_of(getattr(host_state, 'pci_stats', None))
+
+
 def _signature(pools):
     # Cheap, exact enough: nova removes a pool when its last device goes
     # and decrements counts otherwise; tags never change without a new

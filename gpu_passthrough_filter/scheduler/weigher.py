@@ -28,7 +28,7 @@ from stevedore import named
 from gpu_passthrough_filter import conf
 from gpu_passthrough_filter.policy import feasibility
 from gpu_passthrough_filter.policy import scorers as scorers_mod
-from gpu_passthrough_filter.scheduler import filter as filter_mod
+from gpu_passthrough_filter.scheduler import candidates as candidates_view
 from gpu_passthrough_filter.scheduler import host_view
 from gpu_passthrough_filter.scheduler import request_log
 
@@ -164,7 +164,7 @@ class GPUPassthroughWeigher(weights.BaseHostWeigher):
             return None
         if candidates:
             # The filter put the best candidate first; nova claims it.
-            judge = filter_mod.CandidateJudge(facts, request, request_ids)
+            judge = candidates_view.CandidateJudge(facts, request, request_ids)
             addresses = judge.addresses(candidates[0])
             if None not in addresses:
                 gpu_set, _reason = feasibility.evaluate_gpu_set(

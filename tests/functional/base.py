@@ -34,6 +34,7 @@ from nova import context
 from nova import objects
 from nova.scheduler import host_manager
 from nova.tests.fixtures import libvirt as fakelibvirt
+from nova.tests.functional import fixtures as nova_fixtures
 from nova.tests.functional.libvirt import base
 from sqlalchemy import exc as sqla_exc
 
@@ -86,6 +87,9 @@ class GPUServersTestBase(base.ServersTestBase):
       besides nova's, e.g. :data:`PROJECT_ALL_FILTERS`.
     * ``WEIGHT_CLASSES``: ``[filter_scheduler] weight_classes``; ``None``
       keeps nova's default (all nova weighers).
+    * ``PLACEMENT_OPTIONS``: options of the Placement service,
+      ``{(group, name): value}``, e.g. the project's recommended ones
+      (:func:`gpu_passthrough_filter.recommended.placement_overrides`).
     """
 
     ADMIN_API = True
@@ -97,6 +101,7 @@ class GPUServersTestBase(base.ServersTestBase):
     EXTRA_FILTERS = ()
     EXTRA_AVAILABLE_FILTERS = ()
     WEIGHT_CLASSES = None
+    PLACEMENT_OPTIONS = {}
 
     def setUp(self):
         # The default path only works inside a nova source checkout; the
@@ -111,6 +116,7 @@ class GPUServersTestBase(base.ServersTestBase):
                    group='pci')
         if self.PCI_IN_PLACEMENT:
             self.enable_pci_in_placement()
+        self._configure_placement_service(self.PLACEMENT_OPTIONS)
         #: Host name -> tuple of the :class:`FakeGPU` it was started with
         #: (IOMMU groups filled in).
         self.gpu_hosts = {}
@@ -118,6 +124,21 @@ class GPUServersTestBase(base.ServersTestBase):
         super().setUp()
         self._tolerate_noload_deprecation()
         self.ctxt = context.get_admin_context()
+
+    def _configure_placement_service(self, options):
+        """Give the Placement fixture nova's base starts these options."""
+        if not options:
+            return
+        original = nova_fixtures.PlacementFixture._configure_placement
+
+        def configure(fixture, conf_fixture):
+            original(fixture, conf_fixture)
+            for (group, name), value in options.items():
+                conf_fixture.config(group=group, **{name: value})
+
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.functional.fixtures.PlacementFixture.'
+            '_configure_placement', configure))
 
     @staticmethod
     def _tolerate_noload_deprecation():
