@@ -32,6 +32,11 @@ claim and nova tries the next host, as for any claim race.
 import copy
 
 from gpu_passthrough_filter.policy import feasibility
+from gpu_passthrough_filter import tags
+
+#: The trait nova-compute gives every PCI device provider, whatever its
+#: device_spec says.
+MANAGED_TRAIT = 'COMPUTE_MANAGED_PCI_DEVICE'
 
 
 def gpu_groups(candidate, request_ids):
@@ -44,9 +49,13 @@ def gpu_groups(candidate, request_ids):
         exactly one provider.
     """
     prefixes = tuple('%s-' % rid for rid in request_ids)
+    mappings = candidate.get('mappings') if isinstance(
+        candidate, dict) else None
+    if not isinstance(mappings, dict):
+        return None
     groups = {}
-    for group, providers in candidate.get('mappings', {}).items():
-        if not group.startswith(prefixes):
+    for group, providers in mappings.items():
+        if not isinstance(group, str) or not group.startswith(prefixes):
             continue
         if not isinstance(providers, list) or len(providers) != 1:
             return None
@@ -136,10 +145,14 @@ class CandidateJudge(object):
 def provider_kinds(pools):
     """``{rp_uuid: kind}`` of the GPU pools of a host's ``pci_stats``.
 
-    The kind is what nova-compute derives a provider's resource class and
-    traits from (``nova/compute/pci_placement_translator.py``): vendor,
-    product and the device_spec's ``resource_class`` and ``traits``. Two
-    providers of one kind match the same Placement request groups.
+    Two providers of one kind have the same resource class and traits, so
+    they match the same Placement request groups. Nova keeps neither the
+    device_spec's ``resource_class`` nor its ``traits`` in the scheduler's
+    pools; the agent derives both from the GPU's model and isolation
+    verdict (:mod:`gpu_passthrough_filter.agent.nova_pci`), so for a pool
+    it tagged the kind is ``(vendor, product, verdict)``. An untagged pool
+    (device_spec written by hand) has kind ``(vendor, product, None)``: its
+    traits are unknown, see :func:`candidate_for_set`.
     """
     kinds = {}
     for pool in pools:
@@ -147,9 +160,19 @@ def provider_kinds(pools):
             continue
         rp_uuid = pool.get('rp_uuid')
         if isinstance(rp_uuid, str):
-            kinds[rp_uuid] = tuple(str(pool.get(key)) for key in (
-                'vendor_id', 'product_id', 'resource_class', 'traits'))
+            kinds[rp_uuid] = (str(pool.get('vendor_id')),
+                              str(pool.get('product_id')),
+                              _verdict(pool))
     return kinds
+
+
+def _verdict(pool):
+    """The isolation tag as a kind: None untagged, a malformed one apart."""
+    if tags.ISOLATION not in pool:
+        return None
+    value = pool[tags.ISOLATION]
+    return value if isinstance(value, str) else '<malformed>'
+
 
 
 def vouched_kinds(candidates, request_ids, kinds):
@@ -165,7 +188,7 @@ def vouched_kinds(candidates, request_ids, kinds):
 
 
 def candidate_for_set(template, addresses, request, request_ids, facts,
-                      kinds, vouched):
+                      kinds, vouched, group_traits=None):
     """The allocation request that claims ``addresses``, or None.
 
     :param template: a candidate Placement returned for this host.
@@ -176,6 +199,10 @@ def candidate_for_set(template, addresses, request, request_ids, facts,
     :param facts: the host's ``HostFacts`` (``rp_addresses``).
     :param kinds: :func:`provider_kinds` of the host.
     :param vouched: :func:`vouched_kinds` of the host's candidates.
+    :param group_traits: ``{request group: required traits}`` as nova
+        asked Placement (``RequestSpec.requested_resources``); a group
+        that requires a trait of its own is moved only onto providers of
+        an agent-tagged kind, whose traits the kind determines.
     :returns: a new candidate dict; None when the template's GPU groups
         cannot be moved onto the set (a group mapped to several providers,
         a GPU of a kind Placement did not offer to its request).
@@ -185,15 +212,18 @@ def candidate_for_set(template, addresses, request, request_ids, facts,
     if not groups or len(groups) != len(addresses) or any(
             address not in providers for address in addresses):
         return None
-    allocations = template.get('allocations', {})
+    allocations = template.get('allocations')
     old = set(groups.values())
-    if len(old) != len(groups) or not old <= set(allocations):
+    if (not isinstance(allocations, dict) or len(old) != len(groups) or
+            not old <= set(allocations)):
         return None
     accepted = _accepted_models(request, request_ids)
+    traited = {group for group, traits in (group_traits or {}).items()
+               if set(traits or ()) - {MANAGED_TRAIT}}
     assignment = _assign(sorted(groups), [providers[a] for a in
                                           sorted(addresses)],
                          lambda group, rp: _fits(group, rp, facts, kinds,
-                                                 vouched, accepted))
+                                                 vouched, accepted, traited))
     if assignment is None:
         return None
     candidate = copy.deepcopy(template)
@@ -212,10 +242,13 @@ def _accepted_models(request, request_ids):
             zip(request_ids, request.demands)}
 
 
-def _fits(group, rp, facts, kinds, vouched, accepted):
+def _fits(group, rp, facts, kinds, vouched, accepted, traited):
     rid = request_of(group)
-    if kinds.get(rp) not in vouched.get(rid, ()):
+    kind = kinds.get(rp)
+    if kind not in vouched.get(rid, ()):
         return False
+    if kind[2] is None and group in traited:
+        return False  # untagged: its traits are unknown
     models = accepted.get(rid)
     gpu = facts.index.gpus.get(facts.rp_addresses[rp])
     return gpu is not None and (not models or gpu.model in models)

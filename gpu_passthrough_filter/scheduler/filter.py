@@ -112,7 +112,7 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
             # candidates; a host left with none cannot get this guest, as
             # nova's own candidate filters conclude too.
             return self._prune_candidates(
-                host_state, facts, request, request_ids,
+                host_state, spec_obj, facts, request, request_ids,
                 _candidate_limit(spec_obj, request_ids, opts))
         fit = feasibility.best_set(facts.index, request)
         if not fit.ok:
@@ -133,8 +133,8 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
                                      'reason': reason})
         return ok
 
-    def _prune_candidates(self, host_state, facts, request, request_ids,
-                          limit):
+    def _prune_candidates(self, host_state, spec_obj, facts, request,
+                          request_ids, limit):
         """Keep the feasible allocation candidates, best set first.
 
         :param limit: keep at most this many candidates, one per distinct
@@ -159,8 +159,9 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
         kept.sort(key=judge.quality, reverse=True)
         built = None
         if candidates and CONF.gpu_passthrough.claim_best_set:
-            built = self._best_set_candidate(host_state, facts, request,
-                                             request_ids, judge, kept)
+            built = self._best_set_candidate(host_state, spec_obj, facts,
+                                             request, request_ids, judge,
+                                             kept)
             if built is not None:
                 kept.insert(0, built)
         if limit:
@@ -183,8 +184,8 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
         return bool(kept)
 
     @staticmethod
-    def _best_set_candidate(host_state, facts, request, request_ids, judge,
-                            kept):
+    def _best_set_candidate(host_state, spec_obj, facts, request,
+                            request_ids, judge, kept):
         """The candidate of the host's best set, if Placement left it out.
 
         :returns: a new candidate, or None when the best returned one is
@@ -203,7 +204,7 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
         template = kept[0] if kept else candidates[0]
         return candidates_view.candidate_for_set(
             template, best.addresses, request, request_ids, facts, kinds,
-            vouched)
+            vouched, host_view.group_traits(spec_obj))
 
 
 def _candidate_limit(spec_obj, request_ids, opts):

@@ -545,6 +545,23 @@ def placement_candidates(host_state, pci_in_placement):
     return candidates if isinstance(candidates, list) else None
 
 
+def group_traits(spec_obj):
+    """``{requester id: required traits}`` of the spec's request groups.
+
+    With PCI in Placement nova adds one group per requested device
+    (``RequestSpec.requested_resources``); these are the traits Placement
+    matched each group's provider against.
+    """
+    groups = spec_field(spec_obj, 'requested_resources') or ()
+    result = {}
+    for group in groups:
+        requester = spec_field(group, 'requester_id')
+        if isinstance(requester, str):
+            result[requester] = frozenset(
+                spec_field(group, 'required_traits') or ())
+    return result
+
+
 def vendor_ids(opts):
     """``[gpu_passthrough] gpu_vendor_ids`` as a lower-case frozenset."""
     return frozenset(v.strip().lower() for v in (opts.gpu_vendor_ids or ()))

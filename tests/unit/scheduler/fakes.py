@@ -164,6 +164,12 @@ def request_spec(flavor_obj, rebuild=False):
         scheduler_hints=hints, numa_topology=None)
 
 
+#: Resource class of the fake GPU providers (nova's default for an alias
+#: without ``resource_class``: ``CUSTOM_PCI_<vendor>_<product>``; one class
+#: here is enough, the tests never mix classes).
+RESOURCE_CLASS = 'CUSTOM_PCI_10DE_2330'
+
+
 def candidates(state, spec_obj, root='root-rp'):
     """Placement allocation candidates for the spec's PCI groups.
 
@@ -193,7 +199,12 @@ def candidates(state, spec_obj, root='root-rp'):
             continue
         mappings = {'': [root]}
         mappings.update({n: [rp] for n, rp in zip(names, choice)})
-        result.append({'mappings': mappings, 'allocations': {}})
+        allocations = {root: {'resources': {
+            'VCPU': spec_obj.flavor.vcpus,
+            'MEMORY_MB': spec_obj.flavor.memory_mb}}}
+        allocations.update({rp: {'resources': {RESOURCE_CLASS: 1}}
+                            for rp in choice})
+        result.append({'mappings': mappings, 'allocations': allocations})
     return result
 
 
