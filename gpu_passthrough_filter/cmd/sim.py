@@ -77,6 +77,13 @@ def build_parser():
     group.add_argument('--only', default='',
                        help='comma-separated policy names to run')
     group.add_argument('--max-placement-results', type=int, default=1000)
+    group.add_argument('--placement', default='recommended', choices=(
+        'recommended', 'default'), help=(
+        "the modelled Placement's options: the project's recommended "
+        "ones (breadth-first, max_allocation_candidates = 1000, "
+        "optimize_for_wide_provider_trees) or Placement's defaults, with "
+        "which multi-GPU flavors make Placement enumerate every ordering "
+        "(default: recommended)"))
     group.add_argument('--jobs', type=int, default=1, help=(
         'runs in parallel processes (default: 1)'))
     group = parser.add_argument_group('output')
@@ -124,6 +131,12 @@ def load_requests(args):
     return workload.load_openb_trace(args.trace)
 
 
+def _placement_config(name):
+    from gpu_passthrough_filter.sim import placement
+    return {'recommended': placement.RECOMMENDED,
+            'default': placement.DEFAULT}[name]
+
+
 def _quiet():
     logging.disable(logging.WARNING)
     warnings.simplefilter('ignore')
@@ -144,7 +157,8 @@ def _run_job(args, policy, seed, progress_queue=None):
         fleet, arrivals, policy, aliases, seed=seed,
         progress=progress_queue, cpu_ratio=args.cpu_allocation_ratio,
         ram_ratio=args.ram_allocation_ratio,
-        max_placement_results=args.max_placement_results)
+        max_placement_results=args.max_placement_results,
+        placement_config=_placement_config(args.placement))
     summary = metrics.summarize(
         result, fleet, workload.typical_gpu_shape(trace.requests),
         upto=int(round(args.target * 100)))

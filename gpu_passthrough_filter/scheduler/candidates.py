@@ -174,7 +174,6 @@ def _verdict(pool):
     return value if isinstance(value, str) else '<malformed>'
 
 
-
 def vouched_kinds(candidates, request_ids, kinds):
     """``{request id: kinds}`` that Placement matched to each request."""
     vouched = {rid: set() for rid in request_ids}

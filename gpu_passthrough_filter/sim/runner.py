@@ -248,6 +248,10 @@ class Placement:
     :param seconds: decision time (Placement emulation excluded).
     :param hosts_seen: hosts handed to the filters.
     :param parts: seconds spent in each filter and weigher, by class name.
+    :param placement_candidates: candidates Placement built for the
+        request (before nova's ``max_placement_results``).
+    :param placement_steps: Placement's work for the request
+        (:attr:`.placement.Answer.steps`).
     """
     index: int
     request: typing.Any
@@ -256,6 +260,8 @@ class Placement:
     seconds: float = 0.0
     hosts_seen: int = 0
     parts: typing.Dict[str, float] = dataclasses.field(default_factory=dict)
+    placement_candidates: int = 0
+    placement_steps: int = 0
 
 
 @dataclasses.dataclass
@@ -290,10 +296,13 @@ class Simulation(object):
     :param cpu_ratio: ``cpu_allocation_ratio`` of every host.
     :param ram_ratio: ``ram_allocation_ratio`` of every host.
     :param max_placement_results: ``[scheduler] max_placement_results``.
+    :param placement_config: the :class:`.placement.PlacementConfig` of
+        the modelled Placement service.
     """
 
     def __init__(self, fleet, policy, aliases, seed=0, cpu_ratio=1.0,
-                 ram_ratio=1.0, max_placement_results=1000):
+                 ram_ratio=1.0, max_placement_results=1000,
+                 placement_config=placement.RECOMMENDED):
         self.fleet = fleet
         self.policy = policy
         self.aliases = aliases
@@ -307,7 +316,9 @@ class Simulation(object):
                                            cpu_ratio, ram_ratio)
                        for index, host in enumerate(fleet.hosts)]
         self.by_uuid = {state.uuid: state for state in self.states}
-        self.traits = placement.provider_traits(fleet, aliases)
+        self.placement = placement.PlacementModel(
+            placement_config, placement.provider_traits(fleet, aliases),
+            seed=seed)
         self.parts = collections.Counter()
         for plugin in self.filters:
             _time_calls(plugin, _filter_method(plugin), self.parts)
@@ -334,17 +345,19 @@ class Simulation(object):
         """Place one request; returns a :class:`Placement`."""
         spec = nova_env.request_spec(request, index,
                                      self.policy.extra_specs)
-        candidates = placement.allocation_candidates(
-            self.states, spec, self.policy.pci_in_placement, self.traits,
+        answer = self.placement.allocation_candidates(
+            self.states, spec, self.policy.pci_in_placement,
             self.max_results)
         hosts = []
-        for host_uuid, host_candidates in candidates.items():
+        for host_uuid, host_candidates in answer.candidates.items():
             state = self.by_uuid[host_uuid]
             state.allocation_candidates = copy.deepcopy(host_candidates)
             hosts.append(state)
         self.parts.clear()
         start = time.perf_counter()
-        result = Placement(index, request, None, hosts_seen=len(hosts))
+        result = Placement(index, request, None, hosts_seen=len(hosts),
+                           placement_candidates=answer.generated,
+                           placement_steps=answer.steps)
         for state in self._sorted_hosts(spec, hosts):
             if not state.allocation_candidates:
                 continue

@@ -118,8 +118,8 @@ class RealPlacement(object):
                 method, path, response.status, response.text[:500]))
         return response.json if response.body else None
 
-    def _provider(self, name, parent=None):
-        body = {'name': name, 'uuid': str(uuid.uuid4())}
+    def _provider(self, name, parent=None, rp_uuid=None):
+        body = {'name': name, 'uuid': rp_uuid or str(uuid.uuid4())}
         if parent:
             body['parent_provider_uuid'] = parent
         return self.call('POST', '/resource_providers', body)
@@ -145,16 +145,20 @@ class RealPlacement(object):
             self.call('PUT', '/traits/%s' % name)
 
     def add_gpu_host(self, hostname, gpus, vcpus=64, memory_mb=524288,
-                     disk_gb=4096):
+                     disk_gb=4096, root_uuid=None, provider_uuids=None):
         """Register one compute node as nova-compute does.
 
         :param hostname: the compute node's name (its root provider's).
         :param gpus: ``[(address, resource_class, traits)]`` in the order
             nova-compute reports them; custom classes and traits must exist
             (:meth:`ensure_classes`).
+        :param root_uuid: the compute node's uuid (random by default).
+        :param provider_uuids: ``{address: uuid}`` of the GPU providers
+            (nova-compute takes the PCI device's uuid); random by default.
         :returns: ``(root uuid, {address: provider uuid})``.
         """
-        root = self._provider(hostname)
+        provider_uuids = provider_uuids or {}
+        root = self._provider(hostname, rp_uuid=root_uuid)
         self._inventories(root, {
             'VCPU': {'total': vcpus},
             'MEMORY_MB': {'total': memory_mb},
@@ -162,7 +166,8 @@ class RealPlacement(object):
         providers = {}
         for address, resource_class, traits in gpus:
             child = self._provider('%s_%s' % (hostname, address.upper()),
-                                   parent=root['uuid'])
+                                   parent=root['uuid'],
+                                   rp_uuid=provider_uuids.get(address))
             self._inventories(child, {resource_class: {
                 'total': 1, 'max_unit': 1, 'min_unit': 1, 'step_size': 1,
                 'reserved': 0, 'allocation_ratio': 1.0}})
