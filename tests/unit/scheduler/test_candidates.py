@@ -210,9 +210,10 @@ class BestSetCandidateTest(fakes.TestCase):
 
         First is the better of Placement's candidate and the core's best
         set (the core's search does not always find the top quality; it
-        is never swapped for a worse one). And the built candidate is a valid claim: the root's allocation,
-        one unit on each GPU provider of the set, each GPU group mapped to
-        one of them, no provider twice.
+        is never swapped for a worse one). And the built candidate is a
+        valid claim: the root's allocation, one unit on each GPU provider
+        of the set, each GPU group mapped to one of them, no provider
+        twice.
         """
         state, spec = self.hgx(fakes.flavor('h100:%d' % count),
                                busy=sorted(busy))
