@@ -258,8 +258,12 @@ def _integer(value):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip('-').isdigit():
-        return int(value.strip())
+    # NOTE: str.isdigit() accepts '¹' and other digits int() refuses;
+    # only ASCII decimal digits are a count or a node.
+    text = value.strip() if isinstance(value, str) else ''
+    digits = text[1:] if text.startswith('-') else text
+    if digits and digits.isascii() and digits.isdigit():
+        return int(text)
     return None
 
 

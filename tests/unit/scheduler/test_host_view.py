@@ -113,3 +113,13 @@ class RequestFactsTest(fakes.TestCase):
         self.assertEqual(
             (model.Isolation.ANY, model.NumaAffinity.REQUIRED,
              model.Locality.ANY), tuple(policies))
+
+
+class ValueParsingTest(fakes.TestCase):
+
+    def test_integer_takes_only_ascii_decimal_digits(self):
+        """'¹' and '٣' pass str.isdigit() but are no count (hypothesis)."""
+        cases = {'3': 3, ' -1 ': -1, '¹': None, '٣': None, '-': None,
+                 '': None, True: None, 7: 7, '0x10': None}
+        self.assertEqual(cases, {value: host_view._integer(value)
+                                 for value in cases})
