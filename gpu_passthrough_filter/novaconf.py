@@ -54,6 +54,10 @@ OUR_FILTER_NAME = 'GPUPassthroughFilter'
 #: The callable that nova's HostWeightHandler loads our weigher classes from.
 OUR_WEIGHERS = 'gpu_passthrough_filter.scheduler.all_weighers'
 
+#: nova's filters a GPU passthrough cloud runs; GPUPassthroughFilter goes
+#: right before the first.
+NOVA_GPU_FILTERS = ('PciPassthroughFilter', 'NUMATopologyFilter')
+
 Entry = collections.namedtuple('Entry', 'section key start end values')
 Entry.__doc__ = """One ``key = value`` assignment of an INI file.
 
@@ -250,30 +254,24 @@ def _set_multi_value(text, key, value, present, default):
     return ''.join(lines), ['[%s] %s: removed %s' % (SECTION, key, value)]
 
 
-def _set_list_item(text, key, item, present, default):
-    """Add or remove one item of a ListOpt ``key``, on its last line only.
+def _edit_list(text, key, default, transform):
+    """Rewrite a ListOpt ``key`` of ``[filter_scheduler]``, last line only.
 
     :param text: the INI text.
-    :param key: the option name in ``[filter_scheduler]``.
-    :param item: the item we own.
-    :param present: whether ``item`` must end up in the list.
+    :param key: the option name.
     :param default: nova's default list, the starting point when the key is
         absent.
+    :param transform: ``transform(current) -> (wanted, changes)``.
     :returns: (new text, list of change sentences)
     """
     doc = IniDocument(text)
     entries = doc.find(SECTION, key)
     current = _parse_list(entries[-1].values) if entries else list(default)
-    if (item in current) == present:
+    wanted, changes = transform(current)
+    if wanted == current:
         return text, []
-    if present:
-        wanted = current + [item]
-        change = 'added %s' % item
-    else:
-        wanted = [i for i in current if i != item]
-        change = 'removed %s' % item
     if not entries:
-        change += ' to nova\'s default list'
+        changes = [c + ' (nova\'s default list written out)' for c in changes]
     new_line = _line(key, _format_list(wanted))
     if entries:
         lines = list(doc.lines)
@@ -282,7 +280,61 @@ def _set_list_item(text, key, item, present, default):
         lines[entries[-1].start:entries[-1].end] = [new_line]
     else:
         lines = _insert(doc, SECTION, [new_line])
-    return ''.join(lines), ['[%s] %s: %s' % (SECTION, key, change)]
+    return ''.join(lines), ['[%s] %s: %s' % (SECTION, key, change)
+                            for change in changes]
+
+
+def _set_list_item(text, key, item, present, default):
+    """Add (at the end) or remove one item of a ListOpt ``key``."""
+    def transform(current):
+        if (item in current) == present:
+            return current, []
+        if present:
+            return current + [item], ['added %s' % item]
+        return [i for i in current if i != item], ['removed %s' % item]
+    return _edit_list(text, key, default, transform)
+
+
+def _set_our_filter(text, key, item, present, default):
+    """List (or drop) GPUPassthroughFilter, before PciPassthroughFilter.
+
+    Before it, so that with PCI in Placement nova's PCI and NUMA filters
+    check only the candidates GPUPassthroughFilter kept (each one costs
+    them a deep copy of the host's PCI stats); at the end when nova's PCI
+    filter is not listed.
+    """
+    def transform(current):
+        if not present:
+            if item not in current:
+                return current, []
+            return [i for i in current if i != item], ['removed %s' % item]
+        first = NOVA_GPU_FILTERS[0]
+        if item in current and (first not in current or
+                                current.index(item) < current.index(first)):
+            return current, []
+        wanted = [i for i in current if i != item]
+        wanted.insert(wanted.index(first) if first in wanted
+                      else len(wanted), item)
+        if item not in current:
+            where = (' before %s' % first) if first in wanted else ''
+            return wanted, ['added %s%s' % (item, where)]
+        return wanted, ['moved %s before %s' % (item, first)]
+    return _edit_list(text, key, default, transform)
+
+
+def missing_gpu_filters(text, defaults):
+    """nova's GPU filters the edited file does not enable, as warnings.
+
+    :param text: the content of a nova.conf.
+    :param defaults: as for :func:`configure`.
+    :returns: a list of sentences (empty when both are enabled).
+    """
+    entries = IniDocument(text).find(SECTION, ENABLED_FILTERS)
+    enabled = (_parse_list(entries[-1].values) if entries
+               else defaults[ENABLED_FILTERS])
+    return ['[%s] %s does not list %s: nova then does not check the GPUs '
+            'its own way; add it' % (SECTION, ENABLED_FILTERS, name)
+            for name in NOVA_GPU_FILTERS if name not in enabled]
 
 
 def configure(text, defaults, enable_filter=True, enable_weigher=True):
@@ -304,11 +356,50 @@ def configure(text, defaults, enable_filter=True, enable_weigher=True):
     changes = []
     steps = [
         (_set_multi_value, AVAILABLE_FILTERS, OUR_FILTERS, enable_filter),
-        (_set_list_item, ENABLED_FILTERS, OUR_FILTER_NAME, enable_filter),
+        (_set_our_filter, ENABLED_FILTERS, OUR_FILTER_NAME, enable_filter),
         (_set_list_item, WEIGHT_CLASSES, OUR_WEIGHERS, enable_weigher),
     ]
     for edit, key, value, present in steps:
         text, done = edit(text, key, value, present, defaults[key])
+        changes.extend(done)
+    return EditResult(text, changes)
+
+
+def _set_value(text, section, key, value):
+    """Set one single-valued option; returns (new text, change sentences).
+
+    Only the last entry counts for oslo.config: it is replaced (and any
+    earlier duplicates left alone), or a line is added to the section.
+    """
+    doc = IniDocument(text)
+    entries = doc.find(section, key)
+    if entries and entries[-1].values == value:
+        return text, []
+    new_line = _line(key, value)
+    if entries:
+        lines = list(doc.lines)
+        lines[entries[-1].start:entries[-1].end] = [new_line]
+        change = 'was %s, now %s' % (entries[-1].values, value)
+    else:
+        lines = _insert(doc, section, [new_line])
+        change = 'set to %s' % value
+    return ''.join(lines), ['[%s] %s: %s' % (section, key, change)]
+
+
+def configure_values(text, options):
+    """Return ``text`` with single-valued options set.
+
+    Idempotent, like :func:`configure`.
+
+    :param text: the content of an oslo.config file (e.g. placement.conf).
+    :param options: ``[(section, key, value)]``; booleans are written as
+        ``True``/``False``.
+    :returns: an :class:`EditResult`.
+    :raises IniParseError: when ``text`` is not a valid oslo.config file.
+    """
+    changes = []
+    for section, key, value in options:
+        text, done = _set_value(text, section, key, str(value))
         changes.extend(done)
     return EditResult(text, changes)
 

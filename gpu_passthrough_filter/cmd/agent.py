@@ -26,6 +26,7 @@ import gpu_passthrough_filter
 SUBCOMMAND_MODULES = (
     'gpu_passthrough_filter.cmd.discover',
     'gpu_passthrough_filter.cmd.nova_conf',
+    'gpu_passthrough_filter.cmd.placement_conf',
     'gpu_passthrough_filter.cmd.publish',
     'gpu_passthrough_filter.cmd.run',
 )

@@ -21,9 +21,9 @@ read, parsed or written, or nova's defaults are needed but nova is not
 installed.
 """
 
-import difflib
 import sys
 
+from gpu_passthrough_filter.cmd import config_edit
 from gpu_passthrough_filter import novaconf
 
 DEFAULT_CONFIG_FILE = '/etc/nova/nova.conf'
@@ -85,27 +85,33 @@ def run(args, out=None, err=None):
         err.write('nova is not installed here: cannot read its default '
                   'scheduler options. Run this where nova-scheduler runs.\n')
         return 1
-    try:
-        with open(args.config_file) as f:
-            before = f.read()
-        result = novaconf.configure(before, defaults,
+
+    def edit(text):
+        result = novaconf.configure(text, defaults,
                                     enable_filter=args.enable,
                                     enable_weigher=args.weigher)
-    except (OSError, novaconf.IniParseError) as e:
-        err.write('%s: %s\n' % (args.config_file, e))
-        return 1
-    if args.dry_run:
-        out.writelines(difflib.unified_diff(
-            before.splitlines(keepends=True),
-            result.text.splitlines(keepends=True),
-            args.config_file, args.config_file + ' (edited)'))
-        return 0
-    if result.changes:
-        try:
-            novaconf.write_atomically(args.config_file, result.text)
-        except OSError as e:
-            err.write('%s: %s\n' % (args.config_file, e))
-            return 1
-    for change in result.changes or ['unchanged']:
-        out.write('%s: %s\n' % (args.config_file, change))
-    return 0
+        if args.enable:
+            for warning in novaconf.missing_gpu_filters(result.text,
+                                                        defaults):
+                err.write('%s: warning: %s\n' % (args.config_file, warning))
+            if _pci_in_placement(result.text):
+                err.write(PLACEMENT_HINT % args.config_file)
+        return result
+
+    return config_edit.edit_file(args.config_file, edit, args.dry_run, out,
+                                 err)
+
+
+#: What ``enable`` says when nova.conf turns on PCI in Placement.
+PLACEMENT_HINT = (
+    '%s: note: [filter_scheduler] pci_in_placement is on: run '
+    '"gpu-passthrough-agent placement-conf enable" on every Placement API '
+    'host (without it an 8-GPU flavor makes Placement enumerate every '
+    'ordering of every free GPU set)\n')
+
+
+def _pci_in_placement(text):
+    entries = novaconf.IniDocument(text).find('filter_scheduler',
+                                              'pci_in_placement')
+    return bool(entries) and entries[-1].values.strip().lower() in (
+        'true', '1', 'yes', 'on')

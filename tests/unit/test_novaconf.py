@@ -322,9 +322,17 @@ class TestEnable(NovaConfTestCase):
         original = '[filter_scheduler]\nenabled_filters = %s\n' % (
             sep.join(existing))
         result, fs = self.configured_and_loaded(original)
-        expected = existing if OURS_FILTER in existing else (
-            existing + [OURS_FILTER])
-        self.assertEqual(expected, fs.enabled_filters)
+        # Ours ends up listed once, before PciPassthroughFilter when that
+        # is listed, everything else in its order.
+        others = [name for name in existing if name != OURS_FILTER]
+        self.assertEqual(others, [name for name in fs.enabled_filters
+                                  if name != OURS_FILTER])
+        self.assertEqual(1, fs.enabled_filters.count(OURS_FILTER))
+        if 'PciPassthroughFilter' in existing:
+            self.assertLess(fs.enabled_filters.index(OURS_FILTER),
+                            fs.enabled_filters.index('PciPassthroughFilter'))
+        elif OURS_FILTER not in existing:
+            self.assertEqual(OURS_FILTER, fs.enabled_filters[-1])
         self.assertEqual([], self.configure(result.text).changes)
 
 

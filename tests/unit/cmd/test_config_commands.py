@@ -1,0 +1,117 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""``placement-conf enable`` and ``nova-conf enable``'s order and hints,
+read back with the services' own option loaders."""
+
+import io
+import os
+
+import fixtures
+from oslo_config import cfg
+from oslotest import base
+from placement import conf as placement_conf
+
+from gpu_passthrough_filter.cmd import agent
+from gpu_passthrough_filter import recommended
+
+
+class ConfigCommandTest(base.BaseTestCase):
+
+    def setUp(self):
+        super(ConfigCommandTest, self).setUp()
+        self.directory = self.useFixture(fixtures.TempDir()).path
+
+    def write(self, name, text):
+        path = os.path.join(self.directory, name)
+        with open(path, 'w') as f:
+            f.write(text)
+        return path
+
+    def run_agent(self, *argv):
+        args = agent.build_parser().parse_args(list(argv))
+        out, err = io.StringIO(), io.StringIO()
+        return args.func(args, out=out, err=err), out.getvalue(), \
+            err.getvalue()
+
+    def placement_loads(self, path):
+        conf = cfg.ConfigOpts()
+        placement_conf.register_opts(conf)
+        conf([], project='placement', default_config_files=[path])
+        return conf
+
+    def test_placement_conf_enable_sets_the_recommended_options(self):
+        """Placement reads every recommended value; a rerun changes nothing.
+
+        The operator's other options and comments stay.
+        """
+        path = self.write('placement.conf', '# site\n[placement]\n'
+                          'max_allocation_candidates = 50000\n'
+                          '[placement_database]\nconnection = sqlite://\n')
+        rc, out, _ = self.run_agent('placement-conf', 'enable',
+                                    '--config-file', path)
+        self.assertEqual(0, rc)
+        self.assertIn('max_allocation_candidates: was 50000, now 1000', out)
+        conf = self.placement_loads(path)
+        for option in recommended.PLACEMENT_OPTIONS:
+            self.assertEqual(option.value,
+                             getattr(getattr(conf, option.group),
+                                     option.name), option.name)
+        self.assertEqual('sqlite://', conf.placement_database.connection)
+        with open(path) as f:
+            self.assertTrue(f.read().startswith('# site\n'))
+
+        rc, out, _ = self.run_agent('placement-conf', 'enable',
+                                    '--config-file', path)
+        self.assertEqual((0, '%s: unchanged\n' % path), (rc, out))
+
+    def test_placement_conf_dry_run_writes_nothing(self):
+        path = self.write('placement.conf', '')
+        rc, out, _ = self.run_agent('placement-conf', 'enable',
+                                    '--config-file', path, '--dry-run')
+        self.assertEqual(0, rc)
+        self.assertIn('+optimize_for_wide_provider_trees = True', out)
+        with open(path) as f:
+            self.assertEqual('', f.read())
+
+    def test_nova_conf_enable_orders_warns_and_hints(self):
+        """Ours before PciPassthroughFilter; missing NUMA filter warned.
+
+        With pci_in_placement on, the Placement hint is printed.
+        """
+        path = self.write('nova.conf', '[filter_scheduler]\n'
+                          'pci_in_placement = True\n'
+                          'enabled_filters = ComputeFilter,'
+                          'PciPassthroughFilter\n')
+        rc, _, err = self.run_agent('nova-conf', 'enable',
+                                    '--config-file', path)
+        self.assertEqual(0, rc)
+        with open(path) as f:
+            text = f.read()
+        self.assertIn('enabled_filters = ComputeFilter,GPUPassthroughFilter,'
+                      'PciPassthroughFilter\n', text)
+        self.assertIn('does not list NUMATopologyFilter', err)
+        self.assertNotIn('does not list PciPassthroughFilter', err)
+        self.assertIn('placement-conf enable', err)
+
+    def test_nova_conf_enable_moves_ours_before_nova_pci_filter(self):
+        path = self.write('nova.conf', '[filter_scheduler]\n'
+                          'enabled_filters = PciPassthroughFilter,'
+                          'NUMATopologyFilter,GPUPassthroughFilter\n')
+        rc, out, err = self.run_agent('nova-conf', 'enable',
+                                      '--config-file', path)
+        self.assertEqual((0, ''), (rc, err))
+        self.assertIn('moved GPUPassthroughFilter before '
+                      'PciPassthroughFilter', out)
+        with open(path) as f:
+            self.assertIn('enabled_filters = GPUPassthroughFilter,'
+                          'PciPassthroughFilter,NUMATopologyFilter\n',
+                          f.read())
