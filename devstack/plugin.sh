@@ -10,13 +10,15 @@
 #   nodes with gpu-pt-agent:    the project installed; the agent configured,
 #                               its nova [pci] file written before
 #                               nova-compute starts, the agent started
+#   nodes with placement-api:   with PCI in Placement, the recommended
+#                               Placement options in $PLACEMENT_CONF
 #   nodes with tempest:         scheduler_enabled_filters lists the filter
 
 GPU_PASSTHROUGH_PLUGIN_DIR=$(dirname "${BASH_SOURCE[0]}")
 source "$GPU_PASSTHROUGH_PLUGIN_DIR/lib/gpu-passthrough-filter"
 
 if [[ "$1" == "stack" && "$2" == "install" ]]; then
-    if is_service_enabled n-sch n-api gpu-pt-agent; then
+    if is_service_enabled n-sch n-api gpu-pt-agent placement-api; then
         echo_summary "Installing gpu-passthrough-filter"
         install_gpu_passthrough_filter
     fi
@@ -30,6 +32,9 @@ elif [[ "$1" == "stack" && "$2" == "post-config" ]]; then
     fi
     if is_service_enabled n-cpu; then
         configure_gpu_passthrough_compute
+    fi
+    if is_service_enabled placement-api; then
+        configure_gpu_passthrough_placement
     fi
     if is_service_enabled gpu-pt-agent; then
         echo_summary "Configuring gpu-passthrough-agent"

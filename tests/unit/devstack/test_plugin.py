@@ -104,6 +104,8 @@ class PluginPhasesTest(base.BaseTestCase):
         self.agent_conf_dir = os.path.join(self.tmp, 'etc-gpt')
         self.agent_conf = os.path.join(self.agent_conf_dir, 'agent.conf')
         self.data_dir = os.path.join(self.tmp, 'data')
+        self.compute_conf = os.path.join(self.tmp, 'nova-compute.conf.d',
+                                         'gpu-passthrough-placement.conf')
 
     def source(self, mode, phase='', services=ALL_IN_ONE, **env):
         """Run one phase; return the recorded calls as tuples."""
@@ -126,6 +128,8 @@ class PluginPhasesTest(base.BaseTestCase):
             'GPU_PASSTHROUGH_AGENT_CONF_DIR': self.agent_conf_dir,
             'GPU_PASSTHROUGH_DATA_DIR': self.data_dir,
             'GPU_PASSTHROUGH_NOVA_PCI_FILE': self.pci_file,
+            'GPU_PASSTHROUGH_COMPUTE_CONF': self.compute_conf,
+            'PLACEMENT_CONF': '/etc/placement/placement.conf',
         }
         environ.update(env)
         open(self.record, 'w').close()
@@ -212,10 +216,16 @@ class PluginPhasesTest(base.BaseTestCase):
         inisets = self.named(calls, 'iniset')
         self.assertIn(('/etc/nova/nova.conf', 'filter_scheduler',
                        'pci_in_placement', 'True'), inisets)
-        self.assertIn(('/etc/nova/nova-cpu.conf', 'pci',
-                       'report_in_placement', 'True'), inisets)
+        # Not in nova-cpu.conf: devstack copies nova.conf over it when it
+        # starts nova-compute.
+        self.assertIn((self.compute_conf, 'pci', 'report_in_placement',
+                       'True'), inisets)
+        self.assertNotIn('/etc/nova/nova-cpu.conf', [i[0] for i in inisets])
         self.assertIn((self.agent_conf, 'nova_pci', 'report_in_placement',
                        'True'), inisets)
+        self.assertIn(('placement-conf', 'enable', '--config-file',
+                       '/etc/placement/placement.conf'),
+                      self.agent_calls(calls))
 
     def test_post_config_without_pci_in_placement_leaves_nova_alone(self):
         calls = self.source('stack', 'post-config')
