@@ -35,6 +35,7 @@ until the pools or the host's free resources change.
 
 import collections
 import dataclasses
+import threading
 import typing
 
 from gpu_passthrough_filter.policy import extra_specs
@@ -42,9 +43,10 @@ from gpu_passthrough_filter.policy import index as index_mod
 from gpu_passthrough_filter.policy import model
 from gpu_passthrough_filter import tags
 
-#: Attribute of the ``HostState`` that holds the cached facts. Nova keeps
-#: its host states across requests and rebuilds ``pci_stats`` when the
-#: compute node reports, which is what the cache key follows.
+#: Attribute of the ``HostState`` that holds its facts: Nova 34 builds new
+#: host states for every request, so this serves the weigher after the
+#: filter and instances 2..n of a multi-create; :data:`FACTS_BY_VALUE`
+#: serves the next requests.
 CACHE_ATTRIBUTE = '_gpu_passthrough_facts'
 
 #: ``untagged_host_policy`` value trusting untagged GPUs as isolated.
@@ -93,9 +95,69 @@ def host_facts(host_state, opts):
     if (cached is not None and cached[0] is pci_stats and
             cached[1] is pools and cached[2] == key):
         return cached[3]
-    facts = build_host_facts(host_state, opts)
+    value_key = (getattr(host_state, 'uuid', None), _host_name(host_state),
+                 _pool_values(pools), key[1:])
+    facts = FACTS_BY_VALUE.get(value_key)
+    if facts is None:
+        facts = build_host_facts(host_state, opts)
+        FACTS_BY_VALUE.put(value_key, facts, opts.host_cache_size)
     setattr(host_state, CACHE_ATTRIBUTE, (pci_stats, pools, key, facts))
     return facts
+
+
+class ValueCache(object):
+    """A bounded LRU map, safe to share between the scheduler's threads.
+
+    Host facts are kept by what they are built from (the compute node's
+    uuid, every key and value of its PCI pools, its CPU and RAM usage, the
+    options read), so the new ``HostState`` objects nova builds for the
+    next request find the facts of every host whose state did not change.
+    """
+
+    def __init__(self):
+        self._entries = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key):
+        with self._lock:
+            value = self._entries.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key, value, size):
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > max(size, 0):
+                self._entries.popitem(last=False)
+
+    def clear(self):
+        with self._lock:
+            self._entries.clear()
+            self.hits = self.misses = 0
+
+    def __len__(self):
+        return len(self._entries)
+
+
+#: Host facts across requests (``[gpu_passthrough] host_cache_size``).
+FACTS_BY_VALUE = ValueCache()
+
+
+def _pool_values(pools):
+    """Every key and value of the pools, hashable (a bad value by repr)."""
+    return tuple(
+        tuple(sorted((str(k), v if isinstance(v, _PLAIN) else repr(v))
+                     for k, v in pool.items()))
+        if isinstance(pool, dict) else repr(pool) for pool in pools)
+
+
+_PLAIN = (str, int, float, bool, type(None))
 
 
 def _pools_of(pci_stats):

@@ -123,3 +123,45 @@ class ValueParsingTest(fakes.TestCase):
                  '': None, True: None, 7: 7, '0x10': None}
         self.assertEqual(cases, {value: host_view._integer(value)
                                  for value in cases})
+
+
+class FactsAcrossRequestsTest(fakes.TestCase):
+    """Nova 34 builds new HostStates per request; facts are kept by value."""
+
+    def setUp(self):
+        super(FactsAcrossRequestsTest, self).setUp()
+        host_view.FACTS_BY_VALUE.clear()
+        self.addCleanup(host_view.FACTS_BY_VALUE.clear)
+        self.opts = nova.conf.CONF.gpu_passthrough
+
+    def state(self, busy=(), vcpus_used=0):
+        return fakes.host_state('hgx', fakes.fake_gpus.eight_gpu_host(),
+                                busy=busy, vcpus_used=vcpus_used)
+
+    def test_a_new_host_state_of_an_unchanged_host_reuses_its_facts(self):
+        first = host_view.host_facts(self.state(), self.opts)
+        self.assertIs(first, host_view.host_facts(self.state(), self.opts))
+        self.assertEqual((1, 1), (host_view.FACTS_BY_VALUE.hits,
+                                  host_view.FACTS_BY_VALUE.misses))
+
+    def test_a_changed_pool_tag_or_usage_builds_new_facts(self):
+        first = host_view.host_facts(self.state(), self.opts)
+        busy = host_view.host_facts(self.state(busy=['0000:18:00.0']),
+                                    self.opts)
+        used = host_view.host_facts(self.state(vcpus_used=8), self.opts)
+        retagged = self.state()
+        retagged.pci_stats.pools[0][tags.ISOLATION] = tags.SHARED
+        shared = host_view.host_facts(retagged, self.opts)
+        self.assertEqual(4, len({id(f) for f in (first, busy, used,
+                                                 shared)}))
+        self.assertEqual(tags.SHARED, shared.index.gpus[
+            retagged.pci_stats.pools[0]['address']].isolation)
+
+    def test_size_bounds_the_cache_and_zero_disables_it(self):
+        self.flags(host_cache_size=2)
+        for used in range(4):
+            host_view.host_facts(self.state(vcpus_used=used), self.opts)
+        self.assertEqual(2, len(host_view.FACTS_BY_VALUE))
+        self.flags(host_cache_size=0)
+        host_view.host_facts(self.state(vcpus_used=9), self.opts)
+        self.assertEqual(0, len(host_view.FACTS_BY_VALUE))
