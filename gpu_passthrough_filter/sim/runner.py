@@ -61,7 +61,7 @@ PROJECT_FILTERS = (
     NOVA_PCI_FILTERS[NOVA_PCI_FILTERS.index('PciPassthroughFilter'):])
 #: The project's recommended options (doc/source/admin/benchmarks.rst).
 PROJECT_OPTIONS = {'gpu_passthrough.weight_multiplier': 10.0,
-                   'gpu_passthrough.max_candidates_per_host': 2}
+                   'gpu_passthrough.max_candidates_per_host': 1}
 
 
 class PolicyError(ValueError):

@@ -15,7 +15,7 @@ Real nova (API, conductor, scheduler, computes on the fake libvirt driver)
 and Placement 16 with the project's recommended Placement options
 (:data:`gpu_passthrough_filter.recommended.PLACEMENT_OPTIONS`); the
 scheduler runs the recommended pipeline: GPUPassthroughFilter before
-PciPassthroughFilter, ``max_candidates_per_host = 2``. With Placement's
+PciPassthroughFilter, ``max_candidates_per_host = 1``. With Placement's
 defaults the 8-GPU query of the first test does not finish in minutes
 (doc/source/admin/placement-at-scale.rst).
 """
@@ -59,7 +59,7 @@ class RecommendedPlacementTestBase(base.GPUServersTestBase):
 
     def setUp(self):
         super().setUp()
-        self.flags(max_candidates_per_host=2, group='gpu_passthrough')
+        self.flags(max_candidates_per_host=1, group='gpu_passthrough')
 
     def gpus_by_switch(self, hostname):
         switches = {}
