@@ -28,6 +28,7 @@ import errno
 import os
 import re
 import socket
+import stat
 
 from gpu_passthrough_filter.inventory import isolation
 from gpu_passthrough_filter.inventory import locality
@@ -101,6 +102,7 @@ class SysfsReader:
         self.hostname = hostname or socket.gethostname()
         self.errors = []
         self.unreadable_drivers = set()
+        self._device_dirs = None
 
     def path(self, *parts):
         """A path under the sysfs root."""
@@ -171,7 +173,7 @@ class SysfsReader:
                 self._error(address, DEVICE_DIR, 'unreadable device link: '
                             '%s' % (exc.strerror or exc))
                 return None, []
-            target = link  # a plain directory: some trees copy devices
+            return self._copied_device(address, link)
         if os.path.isabs(target):
             # NOTE: a captured tree may hold absolute links (/sys/...);
             # they mean the same place under the root.
@@ -187,6 +189,24 @@ class SysfsReader:
                         '(dangling link to %s)' % target)
             return None, []
         return device_dir, _parent_chain(self.path('devices'), device_dir)
+
+    def _copied_device(self, address, copy):
+        """A device listed as a plain directory (a /sys copied with -L).
+
+        The copy holds the attributes but not where the device sits; the
+        same device under ``sys/devices`` (copied too) gives the parent
+        chain. Without it the device is read from the copy, with no
+        parents (no switch, no root port known).
+        """
+        if self._device_dirs is None:
+            self._device_dirs = _pci_device_dirs(self.path('devices'))
+        found = self._device_dirs.get(address)
+        if found is not None:
+            return found, _parent_chain(self.path('devices'), found)
+        if not os.path.isdir(copy):
+            self._error(address, DEVICE_DIR, 'device directory missing')
+            return None, []
+        return copy, []
 
     # NUMA nodes and IOMMU groups
 
@@ -447,12 +467,39 @@ def _read(path, dir_fd=None):
     :param path: the file, relative to ``dir_fd`` when that is given.
     :param dir_fd: an open directory file descriptor, or None.
     """
-    fd = os.open(path, os.O_RDONLY, dir_fd=dir_fd)
+    # NOTE: O_NONBLOCK and the S_ISREG check: a FIFO or a device node in
+    # a captured tree would block the scan forever; sysfs attributes are
+    # regular files.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK, dir_fd=dir_fd)
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, 'not a regular file', path)
         data = os.read(fd, _ATTRIBUTE_MAX)
     finally:
         os.close(fd)
     return data.decode('ascii', 'replace').strip()
+
+
+def _pci_device_dirs(devices_dir):
+    """``{address: directory}`` of the PCI devices under ``sys/devices``.
+
+    Walks only PCI host bridges (``pci0000:00``) and PCI functions, never
+    following links: bounded by the PCI tree itself.
+    """
+    found, pending = {}, [devices_dir]
+    while pending:
+        directory = pending.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            if (_PCI_PATH_NAME.match(entry.name) and
+                    entry.is_dir(follow_symlinks=False)):
+                if not entry.name.startswith('pci'):
+                    found.setdefault(entry.name, entry.path)
+                pending.append(entry.path)
+    return found
 
 
 def _parent_chain(devices_dir, device_dir):

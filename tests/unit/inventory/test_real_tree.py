@@ -22,6 +22,7 @@ every device. The expected values below were read off the tree by hand.
 
 import io
 import os
+import shutil
 
 import fixtures
 from oslotest import base
@@ -160,3 +161,56 @@ class RealTreeCommandTest(base.BaseTestCase):
         inventory = model.HostInventory.from_json(self.stdout.getvalue())
         self.assertEqual(VES_A + VES_B,
                          [gpu.address for gpu in inventory.gpus])
+
+
+def _copy_dereferenced(tree, into):
+    """The tree as ``cp -rL`` leaves it: device links become directories.
+
+    ``sys/bus/pci/devices/<address>`` entries turn into plain copies of
+    the device directories; the links inside them are kept, so that the
+    rest reads alike.
+    """
+    copy = os.path.join(into, 'copy')
+    shutil.copytree(tree, copy, symlinks=True)
+    devices = os.path.join(copy, 'sys', 'bus', 'pci', 'devices')
+    for name in os.listdir(devices):
+        link = os.path.join(devices, name)
+        target = os.path.normpath(os.path.join(devices, os.readlink(link)))
+        os.unlink(link)
+        shutil.copytree(target, link, symlinks=True)
+    return copy
+
+
+class CopiedTreeTest(base.BaseTestCase):
+    """A capture whose bus/pci/devices entries are plain directories."""
+
+    def summary(self, inventory):
+        return sorted((f.address, f.vendor, f.device, f.numa_node,
+                       tuple(f.parents)) for f in inventory.functions)
+
+    def test_plain_directory_capture_reads_like_the_linked_one(self):
+        """Same functions, NUMA nodes and parent chains (switches), no error.
+
+        Before: every device read as "device directory missing (dangling
+        link to <root joined twice>)".
+        """
+        tmp = self.useFixture(fixtures.TempDir()).path
+        copy = _copy_dereferenced(TREE, tmp)
+        copied = sysfs.read_inventory(copy, hostname='ve-host')
+        self.assertEqual([], copied.errors)
+        self.assertEqual(self.summary(read()), self.summary(copied))
+
+    def test_fifo_attribute_is_an_error_not_a_hang(self):
+        """A FIFO as numa_node: one error for that device, the rest read."""
+        tmp = self.useFixture(fixtures.TempDir()).path
+        copy = os.path.join(tmp, 'copy')
+        shutil.copytree(TREE, copy, symlinks=True)
+        device = os.path.realpath(os.path.join(
+            copy, 'sys', 'bus', 'pci', 'devices', VES_A[0]))
+        os.unlink(os.path.join(device, 'numa_node'))
+        os.mkfifo(os.path.join(device, 'numa_node'))
+        inventory = sysfs.read_inventory(copy, hostname='ve-host')
+        self.assertEqual(28, len(inventory.functions))
+        self.assertTrue(any(VES_A[0] in str(e) and 'not a regular file'
+                            in str(e) for e in inventory.errors),
+                        inventory.errors)
