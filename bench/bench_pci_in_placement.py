@@ -81,7 +81,8 @@ def main(argv):
     pipelines = (('nova', policies['nova-pci-in-placement']),
                  ('project', policies['gpu-passthrough']))
     print('%d hosts of 8 GPUs, recommended Placement (one candidate per '
-          'host); median of %d requests' % (count, REPEATS))
+          'host); the first request, then the median of %d more'
+          % (count, REPEATS - 1))
     print('gpus  hosts  nova s  project s (first / steady)  ratio steady')
     for gpus in GPU_COUNTS:
         request = workload.VMRequest('bench', 8 * gpus, 65536 * gpus, gpus)
