@@ -124,6 +124,33 @@ class PlacementClient:
                                        url=url, detail=error_detail(response))
 
 
+def json_fields(response, *names):
+    """The named fields of a JSON answer, or :class:`MalformedAnswer`.
+
+    :param response: a successful response.
+    :param names: top-level keys that must be present.
+    :returns: a tuple of their values.
+    :raises exception.MalformedAnswer: the body is not a JSON object with
+        those keys (an HTML page from a proxy, a truncated answer).
+    """
+    request = getattr(response, 'request', None)
+    where = dict(method=getattr(request, 'method', '?'),
+                 url=getattr(request, 'url', '?'),
+                 status=getattr(response, 'status_code', '?'))
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise exception.MalformedAnswer(reason='not JSON (%s): %r' % (
+            exc, (getattr(response, 'text', '') or '')[:80]), **where)
+    if not isinstance(body, dict):
+        raise exception.MalformedAnswer(reason='not an object', **where)
+    missing = [name for name in names if name not in body]
+    if missing:
+        raise exception.MalformedAnswer(
+            reason='no %s' % ', '.join(missing), **where)
+    return tuple(body[name] for name in names)
+
+
 def error_detail(response):
     """The first error's detail (or the body) of a Placement answer."""
     try:

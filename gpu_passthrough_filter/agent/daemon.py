@@ -183,6 +183,14 @@ def run_cycle(conf, manager, discover_fn=discover):
                 {'name': extension.name, 'error': exc})
             report.errors[extension.name] = exc
             continue
+        except Exception as exc:
+            # NOTE: a bug or an answer nobody foresaw must not end the
+            # daemon: the cycle reports it and the next one tries again.
+            LOG.exception('Publisher %s failed unexpectedly',
+                          extension.name)
+            report.errors[extension.name] = exception.PublishError(
+                reason='unexpected %s: %s' % (type(exc).__name__, exc))
+            continue
         report.results[extension.name] = result
         _log_result(extension.name, result)
     return report

@@ -58,6 +58,15 @@ class PlacementError(PublishError):
                '%(detail)s')
 
 
+class MalformedAnswer(PublishError):
+    """A success status whose body is not what Placement sends."""
+
+    msg_fmt = ('Placement answered %(method)s %(url)s with HTTP %(status)s '
+               'but the body is not the expected JSON (a proxy\'s page?): '
+               '%(reason)s')
+    transient = True
+
+
 class PlacementUnavailable(PublishError):
     msg_fmt = 'Placement is unavailable (%(method)s %(url)s): %(reason)s'
     transient = True

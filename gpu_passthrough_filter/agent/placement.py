@@ -129,18 +129,25 @@ class PlacementPublisher(base.Publisher):
         """
         response = client.request('GET', '/resource_providers?name=%s'
                                   % _quote(host))
-        providers = response.json()['resource_providers']
+        providers, = client_mod.json_fields(response, 'resource_providers')
         if not providers:
             raise exception.ProviderNotFound(host=host)
-        return providers[0]['uuid']
+        try:
+            return providers[0]['uuid']
+        except (KeyError, IndexError, TypeError) as exc:
+            raise exception.MalformedAnswer(
+                method='GET', url='/resource_providers?name=%s' % host,
+                status=response.status_code,
+                reason='no provider uuid (%r)' % exc)
 
     @staticmethod
     def read_traits(client, uuid):
         """``(set of traits, generation)`` of provider ``uuid``."""
         response = client.request('GET', '/resource_providers/%s/traits'
                                   % uuid)
-        body = response.json()
-        return set(body['traits']), body['resource_provider_generation']
+        traits, generation = client_mod.json_fields(
+            response, 'traits', 'resource_provider_generation')
+        return set(traits), generation
 
     @staticmethod
     def ensure_trait(client, name):

@@ -42,8 +42,9 @@ class InProcessPlacement(fixtures.Fixture):
 
     Attributes: ``endpoint`` (for ``[placement] endpoint``), ``requests``
     (``(method, path)`` of every request the agent sent), ``hooks``
-    (callables ``(method, path) -> None or an HTTP status`` run before
-    each request; a status answers the request with it, unprocessed).
+    (callables ``(method, path) -> None, an HTTP status or (status, body,
+    content type)`` run before each request; a status answers the request
+    with it, unprocessed).
     """
 
     def _setUp(self):
@@ -68,6 +69,11 @@ class InProcessPlacement(fixtures.Fixture):
         self.requests.append((method, path))
         for hook in list(self.hooks):
             status = hook(method, path)
+            if isinstance(status, tuple):  # (status, body, content type)
+                status, body, content_type = status
+                start_response('%d Injected' % status,
+                               [('Content-Type', content_type)])
+                return [body]
             if status:
                 start_response('%d Injected' % status,
                                [('Content-Type', 'application/json')])

@@ -109,6 +109,18 @@ class CycleTest(base.BaseTestCase):
         self.assertEqual([self.inventory], working.seen)
 
 
+    def test_unexpected_publisher_error_is_reported_not_raised(self):
+        """A bug (any exception) in one publisher: the cycle goes on."""
+        buggy = ScriptedPublisher(self.conf, [KeyError('resource_providers')])
+        working = ScriptedPublisher(self.conf)
+        report = daemon.run_cycle(
+            self.conf, manager_of(a=buggy, b=working),
+            lambda conf: self.inventory)
+        self.assertIn("unexpected KeyError: 'resource_providers'",
+                      str(report.errors['a']))
+        self.assertEqual(['b'], list(report.results))
+
+
 class LoadingTest(base.BaseTestCase):
 
     def test_entry_points_in_configured_order(self):

@@ -152,6 +152,27 @@ class PlacementPublisherTest(base.BaseTestCase):
         self.assertEqual([], self.placement.writes())
         self.assertEqual(set(), self.placement.traits(self.uuid)[0])
 
+    def test_success_status_with_a_proxy_page_is_a_clear_transient_error(self):
+        """HTTP 200 with an HTML body, or JSON without the fields.
+
+        Before: JSONDecodeError / KeyError escaped the publisher and ended
+        the daemon.
+        """
+        for body, ctype, fragment in (
+                (b'<html>maintenance</html>', 'text/html', 'not JSON'),
+                (b'{"traits": []}', 'application/json',
+                 'no resource_provider_generation')):
+            hook = (lambda method, path, body=body, ctype=ctype:
+                    (200, body, ctype) if path.endswith('/traits') and
+                    method == 'GET' else None)
+            self.placement.hooks[:] = [hook]
+            exc = self.assertRaises(exception.MalformedAnswer,
+                                    self.publisher.publish, self.dgx)
+            self.assertTrue(exc.transient)
+            self.assertIn(fragment, str(exc))
+            self.assertIn('HTTP 200', str(exc))
+            self.assertEqual([], self.placement.writes())
+
     def test_forbidden_token(self):
         conf = agent_fixtures.agent_conf(
             self, self.placement, placement={'token': 'demo'})
