@@ -108,7 +108,6 @@ class CycleTest(base.BaseTestCase):
         self.assertEqual(['b'], list(report.results))
         self.assertEqual([self.inventory], working.seen)
 
-
     def test_unexpected_publisher_error_is_reported_not_raised(self):
         """A bug (any exception) in one publisher: the cycle goes on."""
         buggy = ScriptedPublisher(self.conf, [KeyError('resource_providers')])
