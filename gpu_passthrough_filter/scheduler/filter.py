@@ -28,6 +28,7 @@ from nova.scheduler import filters
 from oslo_log import log as logging
 
 from gpu_passthrough_filter import conf
+from gpu_passthrough_filter.policy import extra_specs
 from gpu_passthrough_filter.policy import feasibility
 from gpu_passthrough_filter.scheduler import candidates as candidates_view
 from gpu_passthrough_filter.scheduler import host_view
@@ -66,6 +67,8 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
             request_log.REQUESTS.record(spec_obj, host_view.request_seen(
                 passed or hosts, spec_obj, CONF.gpu_passthrough,
                 CONF.filter_scheduler.pci_in_placement))
+        except extra_specs.InvalidExtraSpec:
+            pass  # logged once for the request by host_view
         except Exception:
             LOG.exception('GPUPassthroughFilter could not record request '
                           '%s for the weigher',
@@ -83,6 +86,9 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
         """
         try:
             return self._host_passes(host_state, spec_obj)
+        except extra_specs.InvalidExtraSpec:
+            # Logged once for the request by host_view.
+            return CONF.gpu_passthrough.error_policy == FAIL_OPEN
         except Exception:
             opts = CONF.gpu_passthrough
             LOG.exception(

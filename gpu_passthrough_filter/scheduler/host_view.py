@@ -38,6 +38,8 @@ import dataclasses
 import threading
 import typing
 
+from oslo_log import log as logging
+
 from gpu_passthrough_filter.policy import extra_specs
 from gpu_passthrough_filter.policy import index as index_mod
 from gpu_passthrough_filter.policy import model
@@ -48,6 +50,8 @@ from gpu_passthrough_filter import tags
 #: filter and instances 2..n of a multi-create; :data:`FACTS_BY_VALUE`
 #: serves the next requests.
 CACHE_ATTRIBUTE = '_gpu_passthrough_facts'
+
+LOG = logging.getLogger(__name__)
 
 #: ``untagged_host_policy`` value trusting untagged GPUs as isolated.
 UNTAGGED_ISOLATED = 'isolated'
@@ -488,9 +492,23 @@ def cached_request_facts(spec_obj, opts):
     last = _last_request
     if (last[0] is spec_obj and last[1] is pci_requests and
             last[2] is flavor and last[3] == defaults):
-        return last[4]
-    facts = request_facts(spec_obj, opts)
-    _last_request = (spec_obj, pci_requests, flavor, defaults, facts)
+        facts = last[4]
+    else:
+        # NOTE: read and judged once per request: a malformed value logs
+        # one line here, not one traceback per host in the filter and
+        # again in the weigher.
+        try:
+            facts = request_facts(spec_obj, opts)
+        except extra_specs.InvalidExtraSpec as exc:
+            LOG.warning('GPU request %(request)s refused by its flavor: '
+                        '%(error)s; [gpu_passthrough] error_policy=%(policy)s '
+                        'decides for every host',
+                        {'request': _field(spec_obj, 'instance_uuid'),
+                         'error': exc, 'policy': opts.error_policy})
+            facts = exc
+        _last_request = (spec_obj, pci_requests, flavor, defaults, facts)
+    if isinstance(facts, Exception):
+        raise facts
     return facts
 
 
@@ -583,6 +601,11 @@ def _pci_asks(spec_obj):
             continue
         count = _integer(_field(request, 'count'))
         if not count or count < 1:
+            LOG.warning('PCI request %(id)s (alias %(alias)s) asks for '
+                        '%(count)r devices; not a GPU demand',
+                        {'id': _field(request, 'request_id'),
+                         'alias': _field(request, 'alias_name'),
+                         'count': _field(request, 'count')})
             continue
         specs = [s for s in (_field(request, 'spec') or ())
                  if isinstance(s, dict)]

@@ -26,6 +26,7 @@ from oslo_log import log as logging
 from stevedore import named
 
 from gpu_passthrough_filter import conf
+from gpu_passthrough_filter.policy import extra_specs
 from gpu_passthrough_filter.policy import feasibility
 from gpu_passthrough_filter.policy import scorers as scorers_mod
 from gpu_passthrough_filter.scheduler import candidates as candidates_view
@@ -96,6 +97,8 @@ class GPUPassthroughWeigher(weights.BaseHostWeigher):
         if self.observers and weighed_obj_list:
             try:
                 self._observe(weighed_obj_list, weight_properties)
+            except extra_specs.InvalidExtraSpec:
+                pass  # logged once for the request by host_view
             except Exception:
                 LOG.exception('GPUPassthroughWeigher: could not learn from '
                               'request %s',
@@ -132,6 +135,8 @@ class GPUPassthroughWeigher(weights.BaseHostWeigher):
         """
         try:
             return self._weigh(host_state, weight_properties)
+        except extra_specs.InvalidExtraSpec:
+            return 0.0  # logged once for the request by host_view
         except Exception:
             LOG.exception('GPUPassthroughWeigher failed on host %(host)s '
                           'for request %(request)s; weight 0.0',

@@ -181,14 +181,31 @@ class LocalityTest(FilterTestCase):
 
 class ErrorPolicyTest(FilterTestCase):
 
-    def test_bad_extra_spec_is_logged_and_fails_closed(self):
-        """Bad extra spec past the API: no host passes, one error log."""
-        states = [fakes.host_state('gpu', isolated_pair())]
+    def test_bad_extra_spec_is_logged_once_and_fails_closed(self):
+        """Bad extra spec past the API: no host passes, one log line.
+
+        Three hosts, one request: one warning naming the value, no
+        traceback (before: two tracebacks per host).
+        """
+        states = [fakes.host_state(name, isolated_pair())
+                  for name in ('a', 'b', 'c')]
         flavor = fakes.flavor('h100:1', gpu_passthrough__locality='sideways')
         self.assertEqual([], self.passing(states, flavor))
-        self.assertEqual(1, self.log.output.count(
-            'GPUPassthroughFilter failed on host (gpu, gpu)'))
+        self.assertEqual(1, self.log.output.count('refused by its flavor'))
         self.assertIn('sideways', self.log.output)
+        self.assertNotIn('Traceback', self.log.output)
+        self.assertNotIn('failed on host', self.log.output)
+
+    def test_non_positive_count_is_logged(self):
+        """A PCI request of 0 devices past the API: a line, not a demand."""
+        states = [fakes.host_state('gpu', isolated_pair())]
+        spec = fakes.request_spec(fakes.flavor('h100:1'))
+        spec.pci_requests.requests[0].count = 0
+        result = nova_filters.HostFilterHandler().get_filtered_objects(
+            [self.filt], states, spec)
+        self.assertEqual(['gpu'], [s.host for s in result])
+        self.assertIn('asks for 0 devices; not a GPU demand',
+                      self.log.output)
 
     def test_fail_open(self):
         """error_policy=fail_open: the host passes despite the error."""
