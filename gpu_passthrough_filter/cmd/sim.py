@@ -84,6 +84,11 @@ def build_parser():
         "optimize_for_wide_provider_trees) or Placement's defaults, with "
         "which multi-GPU flavors make Placement enumerate every ordering "
         "(default: recommended)"))
+    group.add_argument('--max-allocation-candidates', type=int, default=None,
+                       help="override the modelled Placement's [placement] "
+                       "max_allocation_candidates (e.g. the host count: one "
+                       "candidate per host, as at 1,000 hosts with the "
+                       "recommended 1,000)")
     group.add_argument('--jobs', type=int, default=1, help=(
         'runs in parallel processes (default: 1)'))
     group = parser.add_argument_group('output')
@@ -131,10 +136,16 @@ def load_requests(args):
     return workload.load_openb_trace(args.trace)
 
 
-def _placement_config(name):
+def _placement_config(name, max_candidates=None):
+    import dataclasses
+
     from gpu_passthrough_filter.sim import placement
-    return {'recommended': placement.RECOMMENDED,
-            'default': placement.DEFAULT}[name]
+    config = {'recommended': placement.RECOMMENDED,
+              'default': placement.DEFAULT}[name]
+    if max_candidates is not None:
+        config = dataclasses.replace(
+            config, max_allocation_candidates=max_candidates)
+    return config
 
 
 def _quiet():
@@ -158,7 +169,8 @@ def _run_job(args, policy, seed, progress_queue=None):
         progress=progress_queue, cpu_ratio=args.cpu_allocation_ratio,
         ram_ratio=args.ram_allocation_ratio,
         max_placement_results=args.max_placement_results,
-        placement_config=_placement_config(args.placement))
+        placement_config=_placement_config(
+            args.placement, args.max_allocation_candidates))
     summary = metrics.summarize(
         result, fleet, workload.typical_gpu_shape(trace.requests),
         upto=int(round(args.target * 100)))
