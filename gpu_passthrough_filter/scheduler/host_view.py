@@ -53,6 +53,10 @@ CACHE_ATTRIBUTE = '_gpu_passthrough_facts'
 
 LOG = logging.getLogger(__name__)
 
+#: The most devices one PCI pool may stand for (the VFs of one PF: at most
+#: a few hundred; a type-PCI GPU pool counts 1).
+MAX_POOL_DEVICES = 256
+
 #: ``untagged_host_policy`` value trusting untagged GPUs as isolated.
 UNTAGGED_ISOLATED = 'isolated'
 
@@ -230,6 +234,15 @@ def _pool_gpus(pool, is_tagged, untagged_isolation):
     count = _integer(pool.get('count'))
     if count is None or count < 1:
         return []
+    if count > MAX_POOL_DEVICES:
+        # NOTE: nova's pools of type-PCI devices count 1 each; a count in
+        # the thousands is a corrupt pool and would cost seconds per host
+        # and request to expand.
+        LOG.warning('PCI pool %(address)s on a host reports %(count)d '
+                    'devices; only %(max)d are considered',
+                    {'address': pool.get('address'), 'count': count,
+                     'max': MAX_POOL_DEVICES})
+        count = MAX_POOL_DEVICES
     address = pool.get('address')
     address = address.lower() if isinstance(address, str) else (
         'pool-%x' % id(pool))

@@ -11,6 +11,7 @@
 # under the License.
 """HostState and RequestSpec translation into the policy core's types."""
 
+import fixtures
 import nova.conf
 
 from gpu_passthrough_filter.policy import model
@@ -165,3 +166,18 @@ class FactsAcrossRequestsTest(fakes.TestCase):
         self.flags(host_cache_size=0)
         host_view.host_facts(self.state(vcpus_used=9), self.opts)
         self.assertEqual(0, len(host_view.FACTS_BY_VALUE))
+
+
+class PoolCountCapTest(fakes.TestCase):
+
+    def test_huge_pool_count_is_capped_with_a_log_line(self):
+        """A pool claiming 10**9 devices: capped, logged, cheap."""
+        log = self.useFixture(fixtures.FakeLogger(
+            name='gpu_passthrough_filter', level='WARNING'))
+        state = fakes.host_state('h', fakes.fake_gpus.eight_gpu_host())
+        state.pci_stats.pools[0]['count'] = 10 ** 9
+        facts = host_view.build_host_facts(
+            state, nova.conf.CONF.gpu_passthrough)
+        self.assertEqual(7 + host_view.MAX_POOL_DEVICES,
+                         len(facts.index.gpus))
+        self.assertIn('reports 1000000000 devices; only 256', log.output)
