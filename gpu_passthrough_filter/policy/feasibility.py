@@ -543,6 +543,12 @@ def _select(units, demands):
         chosen = _greedy(units, need)
         if chosen is not None:
             return chosen
+    else:
+        if not coverable(_model_counts(units), demands):
+            return None  # too few GPUs of some model: nothing to search
+        chosen = _greedy_by_demand(units, demands)
+        if chosen is not None:
+            return chosen
     suffix = [0] * (len(units) + 1)
     for i in range(len(units) - 1, -1, -1):
         suffix[i] = suffix[i + 1] + units[i].size
@@ -554,6 +560,79 @@ def _select(units, demands):
     if _search(units, demands, need, suffix, 0, chosen, models, budget):
         return list(chosen)
     return None
+
+
+def _model_counts(units):
+    return collections.Counter(g.model for u in units for g in u.gpus)
+
+
+def coverable(models, demands):
+    """Whether GPUs of ``models`` can fill every demand.
+
+    The converse of :func:`assignable`: a max-flow from demands to models,
+    one GPU at a time.
+
+    :param models: a mapping model -> number of GPUs available.
+    :param demands: a sequence of :class:`~.model.GPUDemand`.
+    """
+    capacity = dict(models)
+    held = {}  # (demand index, model) -> GPUs
+    for index, demand in enumerate(demands):
+        for _ in range(demand.count):
+            if not _cover_one(index, demands, capacity, held, set()):
+                return False
+    return True
+
+
+def _cover_one(index, demands, capacity, held, seen):
+    # NOTE: augmenting path: take a free GPU of an accepted model, or one
+    # another demand holds and can swap for a GPU of another model.
+    for gpu_model in list(capacity):
+        if gpu_model in seen or not _matches_model(gpu_model,
+                                                   demands[index]):
+            continue
+        seen.add(gpu_model)
+        if capacity[gpu_model] > 0:
+            capacity[gpu_model] -= 1
+            held[(index, gpu_model)] = held.get((index, gpu_model), 0) + 1
+            return True
+        for (other, owned), count in list(held.items()):
+            if owned != gpu_model or other == index or count == 0:
+                continue
+            if _cover_one(other, demands, capacity, held, seen):
+                held[(other, gpu_model)] -= 1
+                held[(index, gpu_model)] = held.get(
+                    (index, gpu_model), 0) + 1
+                return True
+    return False
+
+
+def _greedy_by_demand(units, demands):
+    """Fill the most selective demand first with units only it accepts.
+
+    Exact when each unit's GPUs match one demand only (one model per
+    alias, the common case); None when it does not finish, and the search
+    decides.
+    """
+    order = sorted(range(len(demands)),
+                   key=lambda i: len(demands[i].models or ()) or 10 ** 9)
+    chosen, used = [], set()
+    for index in order:
+        need = demands[index].count
+        for position, unit in enumerate(units):
+            if need == 0:
+                break
+            if position in used or unit.size > need:
+                continue
+            if all(_matches(g, demands[index]) for g in unit.gpus):
+                chosen.append(unit)
+                used.add(position)
+                need -= unit.size
+        if need:
+            return None
+    if not assignable(_model_counts(chosen), demands):
+        return None
+    return [units[i] for i in sorted(used)]
 
 
 def _greedy(units, need):
@@ -570,13 +649,21 @@ def _greedy(units, need):
 def _search(units, demands, need, suffix, start, chosen, models, budget):
     if need == 0:
         return True
+    # NOTE: a unit of the same make-up (size and models) as one that
+    # already failed at this depth fails too: everything after it was
+    # also after the earlier one. Skipping them turns a search over many
+    # identical IOMMU groups from combinatorial into linear.
+    failed = set()
     for i in range(start, len(units)):
         if suffix[i] < need or budget[0] <= 0:
             return False
-        budget[0] -= 1
         unit = units[i]
         if unit.size > need:
             continue
+        make_up = _make_up(unit)
+        if make_up in failed:
+            continue
+        budget[0] -= 1
         for gpu in unit.gpus:
             models[gpu.model] += 1
         if assignable(models, demands):
@@ -585,11 +672,16 @@ def _search(units, demands, need, suffix, start, chosen, models, budget):
                        chosen, models, budget):
                 return True
             chosen.pop()
+        failed.add(make_up)
         for gpu in unit.gpus:
             models[gpu.model] -= 1
             if not models[gpu.model]:
                 del models[gpu.model]
     return False
+
+
+def _make_up(unit):
+    return (unit.size, tuple(sorted(g.model for g in unit.gpus)))
 
 
 # -- rejection reasons -------------------------------------------------------

@@ -201,3 +201,25 @@ class FindSetsPropertyTest(base.BaseTestCase):
             self.assertTrue(gpu.free)
             if request.isolation == model.Isolation.STRICT:
                 self.assertNotEqual(tags.UNKNOWN, gpu.isolation)
+
+
+class CoverablePropertyTest(base.BaseTestCase):
+    """``coverable`` (can the GPUs fill the demands) against brute force."""
+
+    @SETTINGS
+    @hypothesis.given(
+        st.dictionaries(st.sampled_from(MODELS + ('10de:26b9',)),
+                        st.integers(0, 4)),
+        st.lists(st.tuples(st.integers(1, 4),
+                           st.sets(st.sampled_from(MODELS + ('10de:26b9',)),
+                                   max_size=2)), min_size=1, max_size=3))
+    def test_agrees_with_trying_every_assignment(self, models, asks):
+        demands = [model.GPUDemand(count, frozenset(accepted))
+                   for count, accepted in asks]
+        pool = [m for m, n in sorted(models.items()) for _ in range(n)]
+        need = sum(d.count for d in demands)
+        brute = any(_models_fit(list(chosen), demands)
+                    for chosen in itertools.combinations(
+                        [model.GPU('a%d' % i, m) for i, m in
+                         enumerate(pool)], need))
+        self.assertEqual(brute, feasibility.coverable(models, demands))
