@@ -13,9 +13,7 @@
 
 Method, and its limits, stated plainly:
 
-1. **Side by side on this machine's real /sys.** ``lspci`` can only read
-   the running kernel's sysfs, never a generated tree, so the one fair
-   comparison is on the machine the benchmark runs on: ``lspci -vvv -nn
+1. **Side by side on this machine's real /sys**: ``lspci -vvv -nn
    -D`` (spawned as the agent would have to spawn it, its output parsed by
    nobody) against :func:`read_inventory` on ``/`` in-process, with every
    function counted as a GPU (``extra_gpu_ids``) so that it too looks up
@@ -34,7 +32,15 @@ Method, and its limits, stated plainly:
    higher than it would be on a big host: read that ratio as an order of
    magnitude, and step 1's as the measured one.
 
-Timings are medians of repeated runs (wall clock, ``time.perf_counter``).
+3. **Whole processes on the bundled captured tree**
+   (``tests/data/sysfs/32intel64-2p8co2t+8ve``, 28 functions): ``lspci
+   -vvv -A linux-sysfs -O sysfs.path=<tree>/sys/bus/pci`` (lspci reads a
+   captured tree too) against ``gpu-passthrough-agent discover
+   --sysfs-root <tree> --format json``, CPU seconds (user + system) of the
+   child process; ``python -c pass`` is the interpreter's own floor.
+
+Timings are medians of repeated runs (wall clock, ``time.perf_counter``;
+step 3: CPU time from ``os.wait4``).
 Not a test: run with ``tox -e bench -- discovery``.
 """
 
@@ -160,7 +166,42 @@ def bench_sixteen_gpus(lspci_per_device_s):
               'machine): %.3f' % (per_function / lspci_per_device_s))
 
 
+def _child_cpu_seconds(command, repeat=9):
+    """Median CPU seconds (user + system) of a child process."""
+    samples = []
+    for _ in range(repeat):
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        _, _, usage = os.wait4(child.pid, 0)
+        samples.append(usage.ru_utime + usage.ru_stime)
+    return statistics.median(samples)
+
+
+def bench_whole_process():
+    """Step 3: the discover command against lspci, as processes."""
+    tree = os.path.join(os.path.dirname(TREE_WRITER), os.pardir, os.pardir,
+                        'data', 'sysfs', '32intel64-2p8co2t+8ve')
+    tree = os.path.normpath(tree)
+    lspci = shutil.which('lspci')
+    agent = [sys.executable, '-m', 'gpu_passthrough_filter.cmd.agent',
+             'discover', '--sysfs-root', tree, '--format', 'json',
+             '--extra-gpu-id', '1bcf:001c']
+    floor = _child_cpu_seconds([sys.executable, '-c', 'pass'])
+    ours = _child_cpu_seconds(agent)
+    print('step 3, whole processes on %s:' % os.path.basename(tree))
+    print('  python -c pass          %.3f s CPU' % floor)
+    print('  discover --format json  %.3f s CPU' % ours)
+    if lspci is None:
+        print('  lspci not installed: no ratio')
+        return
+    theirs = _child_cpu_seconds([lspci, '-vvv', '-A', 'linux-sysfs', '-O',
+                                 'sysfs.path=%s/sys/bus/pci' % tree])
+    print('  lspci -vvv              %.3f s CPU' % theirs)
+    print('  ratio discover / lspci  %.1f' % (ours / max(theirs, 1e-4)))
+
+
 def main(argv):
+    bench_whole_process()
     lspci_per_device_s = bench_real_sysfs()
     bench_sixteen_gpus(lspci_per_device_s)
     return 0

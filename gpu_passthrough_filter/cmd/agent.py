@@ -22,17 +22,27 @@ import sys
 
 import gpu_passthrough_filter
 
-#: Modules providing sub-commands, in the order ``--help`` lists them.
-SUBCOMMAND_MODULES = (
-    'gpu_passthrough_filter.cmd.discover',
-    'gpu_passthrough_filter.cmd.nova_conf',
-    'gpu_passthrough_filter.cmd.placement_conf',
-    'gpu_passthrough_filter.cmd.publish',
-    'gpu_passthrough_filter.cmd.run',
-)
+#: Sub-command name -> module providing it, in the order ``--help`` lists
+#: them.
+SUBCOMMANDS = {
+    'discover': 'gpu_passthrough_filter.cmd.discover',
+    'nova-conf': 'gpu_passthrough_filter.cmd.nova_conf',
+    'placement-conf': 'gpu_passthrough_filter.cmd.placement_conf',
+    'publish': 'gpu_passthrough_filter.cmd.publish',
+    'run': 'gpu_passthrough_filter.cmd.run',
+}
+SUBCOMMAND_MODULES = tuple(SUBCOMMANDS.values())
 
 
-def build_parser():
+def build_parser(argv=None):
+    """The argument parser; with ``argv``, only the sub-command it names.
+
+    NOTE: importing a sub-command's module imports what it runs with
+    (``publish`` and ``run``: oslo.log, keystoneauth, openstacksdk: a
+    tenth of a second); ``discover`` on a compute node needs none of it.
+    Without a known sub-command in ``argv`` (``--help``, a typo) every
+    sub-command is registered, for the help text and the error.
+    """
     parser = argparse.ArgumentParser(
         prog='gpu-passthrough-agent',
         description='Discover the GPU/PCI inventory of this compute node '
@@ -41,13 +51,19 @@ def build_parser():
                         version=gpu_passthrough_filter.__version__)
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
     subparsers.required = True
-    for name in SUBCOMMAND_MODULES:
+    # The top level takes only flags: its first other word is the command.
+    words = [arg for arg in (argv or ()) if not arg.startswith('-')]
+    command = words[0] if words else None
+    modules = ([SUBCOMMANDS[command]] if command in SUBCOMMANDS
+               else SUBCOMMAND_MODULES)
+    for name in modules:
         importlib.import_module(name).add_parser(subparsers)
     return parser
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     return args.func(args)
 
 
