@@ -52,6 +52,22 @@ def add_parser(subparsers):
     disable = actions.add_parser(
         'disable', help='Remove the filter and the weigher from nova.conf.')
     disable.set_defaults(func=run, enable=False, weigher=False)
+    alias = actions.add_parser(
+        'alias', help="Print the [pci] alias entries the agent writes for "
+        "GPU models, one JSON per line, for nova-api and nova-scheduler.",
+        description="The same alias names and resource classes as the "
+        "agent's generated nova-compute config (one rule for both sides): "
+        "gpu-<vendor>-<device> unless named, with the model's resource "
+        "class under --placement.")
+    alias.add_argument('models', nargs='+', metavar='VENDOR:DEVICE',
+                       help='GPU models, e.g. 10de:26b9.')
+    alias.add_argument('--placement', action='store_true',
+                       help='Add the resource class (PCI in Placement).')
+    alias.add_argument('--name', action='append', default=[],
+                       metavar='VENDOR:DEVICE=NAME',
+                       help='Alias name of a model, as the agent\'s '
+                       '[nova_pci] alias_names.')
+    alias.set_defaults(func=run_alias)
     for sub in (enable, disable):
         sub.add_argument(
             '--config-file', default=DEFAULT_CONFIG_FILE,
@@ -115,3 +131,30 @@ def _pci_in_placement(text):
                                               'pci_in_placement')
     return bool(entries) and entries[-1].values.strip().lower() in (
         'true', '1', 'yes', 'on')
+
+
+def run_alias(args, out=None, err=None):
+    """Print one ``[pci] alias`` JSON per model (the agent's own rule)."""
+    import json
+
+    from gpu_passthrough_filter.agent import exception
+    from gpu_passthrough_filter.agent import nova_pci
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        names = nova_pci.parse_alias_names(args.name)
+        models = list(nova_pci.parse_alias_names(
+            ['%s=x' % model for model in args.models]))
+    except exception.ConfigError as exc:
+        err.write('%s\n' % exc)
+        return 1
+    for vendor, device in models:
+        name = names.get((vendor, device),
+                         nova_pci.default_alias_name(vendor, device))
+        # NOTE: compact (no spaces): devstack's iniset_multiline splits
+        # its values on white space.
+        out.write('%s\n' % json.dumps(nova_pci.alias(
+            vendor, device, name, args.placement), sort_keys=True,
+            separators=(',', ':')))
+    return 0

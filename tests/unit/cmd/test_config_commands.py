@@ -134,3 +134,43 @@ class LazySubcommandTest(base.BaseTestCase):
         out = subprocess.run([sys.executable, '-c', code], check=True,
                              capture_output=True, text=True).stdout
         self.assertEqual('[]', out.strip())
+
+
+class AliasCommandTest(base.BaseTestCase):
+    """``nova-conf alias``: the controller's aliases are the computes'."""
+
+    def test_same_entries_as_the_agents_generated_file(self):
+        """For the models the agent offers, the same names and classes.
+
+        Compared as nova reads them (JSON values of ``[pci] alias``), with
+        and without PCI in Placement and with a custom name.
+        """
+        import json
+
+        from gpu_passthrough_filter.agent import nova_pci
+        from tests.unit.agent import fixtures as agent_fixtures
+
+        inventory = agent_fixtures.machine_inventory(
+            self, agent_fixtures.MACHINES.dgx_a100_like)
+        models = sorted({'%s:%s' % (g.vendor, g.device)
+                         for g in inventory.gpus})
+        for placement in (False, True):
+            for names in ({}, {tuple(models[0].split(':')): 'a100'}):
+                text = nova_pci.render(inventory,
+                                       report_in_placement=placement,
+                                       alias_names=names)
+                computes = sorted(
+                    json.loads(line.split(' = ', 1)[1])
+                    for line in text.splitlines()
+                    if line.startswith('alias = '))
+                argv = ['nova-conf', 'alias'] + models
+                if placement:
+                    argv.append('--placement')
+                for (vendor, device), name in names.items():
+                    argv += ['--name', '%s:%s=%s' % (vendor, device, name)]
+                args = agent.build_parser(argv).parse_args(argv)
+                out = io.StringIO()
+                self.assertEqual(0, args.func(args, out=out))
+                controller = sorted(json.loads(line)
+                                    for line in out.getvalue().split())
+                self.assertEqual(computes, controller)

@@ -57,8 +57,8 @@ STUBS = textwrap.dedent(r'''
     get_python_exec_prefix() { echo "$FAKE_BIN"; }
     iniget() { record iniget "$@"; echo "$FAKE_INIGET"; }
     die() { record die "$@"; return 1; }
-    for fn in echo_summary setup_develop iniset run_process stop_process \
-              configure_keystoneauth sudo; do
+    for fn in echo_summary setup_develop iniset iniset_multiline \
+              run_process stop_process configure_keystoneauth sudo; do
         eval "$fn() { record $fn \"\$@\"; }"
     done
     ''')
@@ -67,6 +67,9 @@ FAKE_AGENT = textwrap.dedent(r'''
     #!/bin/bash
     IFS=$'\t'
     printf '%s\n' "gpu-passthrough-agent	$*" >> "$RECORD"
+    if [[ "$1 $2" == "nova-conf alias" ]]; then
+        echo '{"name":"fake-alias"}'
+    fi
     if [[ "$1" == publish && -n "$FAKE_PUBLISH_WRITES" ]]; then
         mkdir -p "$(dirname "$GPU_PASSTHROUGH_NOVA_PCI_FILE")"
         touch "$GPU_PASSTHROUGH_NOVA_PCI_FILE"
@@ -168,15 +171,16 @@ class PluginPhasesTest(base.BaseTestCase):
         calls = self.source('stack', 'post-config', services=CONTROLLER)
         self.assertEqual(
             [('nova-conf', 'enable', '--weigher',
-              '--config-file', '/etc/nova/nova.conf')],
+              '--config-file', '/etc/nova/nova.conf'),
+             ('nova-conf', 'alias', '10de:26b9')],
             self.agent_calls(calls))
-        # No compute here: no agent, no PCI in Placement; only the alias
-        # that nova-api needs to accept GPU flavors' servers.
+        # No compute here: no agent, no PCI in Placement; only the aliases
+        # nova-api needs to accept GPU flavors' servers, from the agent's
+        # own naming rule.
+        self.assertEqual([], self.named(calls, 'iniset'))
         self.assertEqual(
-            [('/etc/nova/nova.conf', 'pci', 'alias',
-              '{"name": "l40s", "vendor_id": "10de", "product_id": "26b9", '
-              '"device_type": "type-PCI"}')],
-            self.named(calls, 'iniset'))
+            [('/etc/nova/nova.conf', 'pci', 'alias', '{"name":"fake-alias"}')],
+            self.named(calls, 'iniset_multiline'))
 
     def test_post_config_on_compute_only_node_does_not_touch_nova_conf(self):
         calls = self.source('stack', 'post-config', services=COMPUTE)
@@ -208,7 +212,7 @@ class PluginPhasesTest(base.BaseTestCase):
         self.assertEqual(
             [('nova-conf', 'enable', '--no-weigher',
               '--config-file', '/etc/nova/nova.conf')],
-            self.agent_calls(calls))
+            self.agent_calls(calls)[:1])
 
     def test_post_config_pci_in_placement(self):
         calls = self.source('stack', 'post-config',
@@ -225,6 +229,9 @@ class PluginPhasesTest(base.BaseTestCase):
                        'True'), inisets)
         self.assertIn(('placement-conf', 'enable', '--config-file',
                        '/etc/placement/placement.conf'),
+                      self.agent_calls(calls))
+        # The controller's aliases carry the resource class too.
+        self.assertIn(('nova-conf', 'alias', '--placement', '10de:26b9'),
                       self.agent_calls(calls))
 
     def test_post_config_without_pci_in_placement_leaves_nova_alone(self):
