@@ -337,7 +337,18 @@ def missing_gpu_filters(text, defaults):
             for name in NOVA_GPU_FILTERS if name not in enabled]
 
 
-def configure(text, defaults, enable_filter=True, enable_weigher=True):
+def _add_nova_gpu_filters(text, key, item, present, default):
+    """List nova's PciPassthroughFilter and NUMATopologyFilter if missing."""
+    def transform(current):
+        missing = [name for name in NOVA_GPU_FILTERS if name not in current]
+        if not present or not missing:
+            return current, []
+        return current + missing, ['added %s' % name for name in missing]
+    return _edit_list(text, key, default, transform)
+
+
+def configure(text, defaults, enable_filter=True, enable_weigher=True,
+              nova_gpu_filters=False):
     """Return ``text`` with the plugins turned on or off as asked.
 
     Idempotent: ``configure(configure(t, ...).text, ...)`` changes nothing.
@@ -350,12 +361,16 @@ def configure(text, defaults, enable_filter=True, enable_weigher=True):
         loadable) when true, remove it when false.
     :param enable_weigher: list our weighers in ``weight_classes`` when
         true, remove them when false.
+    :param nova_gpu_filters: also list nova's ``PciPassthroughFilter`` and
+        ``NUMATopologyFilter`` when missing (never removed).
     :returns: an :class:`EditResult`.
     :raises IniParseError: when ``text`` is not a valid oslo.config file.
     """
     changes = []
     steps = [
         (_set_multi_value, AVAILABLE_FILTERS, OUR_FILTERS, enable_filter),
+        (_add_nova_gpu_filters, ENABLED_FILTERS, None,
+         enable_filter and nova_gpu_filters),
         (_set_our_filter, ENABLED_FILTERS, OUR_FILTER_NAME, enable_filter),
         (_set_list_item, WEIGHT_CLASSES, OUR_WEIGHERS, enable_weigher),
     ]

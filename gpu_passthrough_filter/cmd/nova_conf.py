@@ -48,10 +48,16 @@ def add_parser(subparsers):
     enable.add_argument(
         '--no-weigher', dest='weigher', action='store_false',
         help='Leave the weigher out, removing it if it is listed.')
+    enable.add_argument(
+        '--add-nova-gpu-filters', action='store_true',
+        help="Also list nova's PciPassthroughFilter and NUMATopologyFilter "
+        "when enabled_filters lacks them (a GPU cloud needs both; disable "
+        "leaves them).")
     enable.set_defaults(func=run, enable=True)
     disable = actions.add_parser(
         'disable', help='Remove the filter and the weigher from nova.conf.')
-    disable.set_defaults(func=run, enable=False, weigher=False)
+    disable.set_defaults(func=run, enable=False, weigher=False,
+                         add_nova_gpu_filters=False)
     alias = actions.add_parser(
         'alias', help="Print the [pci] alias entries the agent writes for "
         "GPU models, one JSON per line, for nova-api and nova-scheduler.",
@@ -103,9 +109,10 @@ def run(args, out=None, err=None):
         return 1
 
     def edit(text):
-        result = novaconf.configure(text, defaults,
-                                    enable_filter=args.enable,
-                                    enable_weigher=args.weigher)
+        result = novaconf.configure(
+            text, defaults, enable_filter=args.enable,
+            enable_weigher=args.weigher,
+            nova_gpu_filters=args.add_nova_gpu_filters)
         if args.enable:
             for warning in novaconf.missing_gpu_filters(result.text,
                                                         defaults):

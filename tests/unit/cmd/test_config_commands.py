@@ -102,6 +102,27 @@ class ConfigCommandTest(base.BaseTestCase):
         self.assertNotIn('does not list PciPassthroughFilter', err)
         self.assertIn('placement-conf enable', err)
 
+    def test_nova_conf_enable_can_add_nova_gpu_filters(self):
+        """--add-nova-gpu-filters: nova's two added, ours before them.
+
+        devstack's list has neither; disable then removes only ours.
+        """
+        path = self.write('nova.conf', '[filter_scheduler]\n'
+                          'enabled_filters = ComputeFilter\n')
+        rc, out, err = self.run_agent('nova-conf', 'enable',
+                                      '--add-nova-gpu-filters',
+                                      '--config-file', path)
+        self.assertEqual((0, ''), (rc, err))
+        with open(path) as f:
+            self.assertIn('enabled_filters = ComputeFilter,'
+                          'GPUPassthroughFilter,PciPassthroughFilter,'
+                          'NUMATopologyFilter\n', f.read())
+        self.run_agent('nova-conf', 'disable', '--config-file', path)
+        with open(path) as f:
+            self.assertIn('enabled_filters = ComputeFilter,'
+                          'PciPassthroughFilter,NUMATopologyFilter\n',
+                          f.read())
+
     def test_nova_conf_enable_moves_ours_before_nova_pci_filter(self):
         path = self.write('nova.conf', '[filter_scheduler]\n'
                           'enabled_filters = PciPassthroughFilter,'

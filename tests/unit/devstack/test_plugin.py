@@ -170,7 +170,7 @@ class PluginPhasesTest(base.BaseTestCase):
     def test_post_config_on_controller_enables_the_filter(self):
         calls = self.source('stack', 'post-config', services=CONTROLLER)
         self.assertEqual(
-            [('nova-conf', 'enable', '--weigher',
+            [('nova-conf', 'enable', '--weigher', '--add-nova-gpu-filters',
               '--config-file', '/etc/nova/nova.conf'),
              ('nova-conf', 'alias', '10de:26b9')],
             self.agent_calls(calls))
@@ -210,7 +210,7 @@ class PluginPhasesTest(base.BaseTestCase):
         calls = self.source('stack', 'post-config', services=CONTROLLER,
                             GPU_PASSTHROUGH_ENABLE_WEIGHER='False')
         self.assertEqual(
-            [('nova-conf', 'enable', '--no-weigher',
+            [('nova-conf', 'enable', '--no-weigher', '--add-nova-gpu-filters',
               '--config-file', '/etc/nova/nova.conf')],
             self.agent_calls(calls)[:1])
 
