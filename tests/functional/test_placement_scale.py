@@ -131,21 +131,21 @@ class OneCandidatePerHostTest(RecommendedPlacementTestBase):
     PLACEMENT_OPTIONS[('placement', 'max_allocation_candidates')] = 1
 
     def test_best_set_claimed_when_placement_left_it_out(self):
-        """The 2nd 1-GPU guest takes the 1st one's switch mate.
+        """Each 2nd 1-GPU guest takes the previous one's switch mate.
 
-        Placement offers one GPU of the seven free, its own pick (the mate
-        one time in seven); the filter builds the candidate of the mate,
-        which keeps the three free switch pairs whole.
+        Placement offers one GPU of the free ones, its own pick (the mate
+        one time in seven, then in five); the filter builds the candidate
+        of the mate, which keeps the other switch pairs whole. Four guests
+        fill exactly two switches.
         """
         self.start_gpu_compute('hgx', fake_gpus.eight_gpu_host())
         one = self.create_gpu_flavor('h100:1', vcpu=1)
         log = self.capture_scheduler_log()
-        first = self.server_pci_addresses(self.boot_server(one))
-        second = self.server_pci_addresses(self.boot_server(one))
+        taken = [self.server_pci_addresses(self.boot_server(one))[0]
+                 for _ in range(4)]
 
-        mates = next(pair for pair in self.gpus_by_switch('hgx').values()
-                     if first[0] in pair)
-        self.assertEqual(mates, set(first + second))
-        self.assertIn('allocation candidates on host hgx, best set',
-                      log.output)
+        pairs = [pair for pair in self.gpus_by_switch('hgx').values()
+                 if pair & set(taken)]
+        self.assertEqual(2, len(pairs), taken)
+        self.assertEqual(set(taken), set().union(*pairs))
         self.assertIn('kept 1 of 1 allocation candidates', log.output)
