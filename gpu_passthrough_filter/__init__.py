@@ -14,4 +14,6 @@
 import pbr.version
 
 version_info = pbr.version.VersionInfo('gpu-passthrough-filter')
-__version__ = version_info.version_string()
+#: The full release string, as pip shows it (``0.0.1.dev145``), not the
+#: bare ``version_string()`` (``0.0.1``).
+__version__ = version_info.release_string()

@@ -61,7 +61,7 @@ def build_parser():
         % ', '.join(workload.OPENB_TRACES)))
     group.add_argument('--mix', default='1:0.6,2:0.2,4:0.1,8:0.1',
                        help='synthetic: GPUS:WEIGHT items')
-    group.add_argument('--target', type=float, default=1.3, help=(
+    group.add_argument('--target', type=_positive, default=1.3, help=(
         'arrived GPU demand as a share of fleet GPUs (default: 1.3)'))
     group.add_argument('--seeds', type=int, default=1,
                        help='number of seeds (runs per policy)')
@@ -210,7 +210,21 @@ def _run_all(args, jobs, console):
     return summaries, seeds, bound
 
 
+def _positive(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError('%s is not above 0' % text)
+    return value
+
+
 def main(argv=None):
+    try:
+        import nova  # noqa: F401 (the simulator drives nova's own code)
+    except ImportError:
+        sys.stderr.write('gpu-passthrough-sim needs nova: install the '
+                         'project with its simulator, e.g. pip install '
+                         '-c upper-constraints.txt ".[sim]"\n')
+        return 2
     args = build_parser().parse_args(argv)
     console = rich_console.Console(
         width=None if sys.stdout.isatty() else 150)

@@ -79,7 +79,11 @@ def openb_trace_path(name):
     """Path of a bundled openb pod list, by short name or path."""
     if name in OPENB_TRACES:
         return fleet_mod.DATA_DIR / ('openb_pod_list_%s.csv' % name)
-    return pathlib.Path(name)
+    path = pathlib.Path(name)
+    if not path.exists():
+        raise TraceError('%s: no such trace; bundled: %s, or a CSV path'
+                         % (name, ', '.join(OPENB_TRACES)))
+    return path
 
 
 def _int_field(path, line, row, key):
