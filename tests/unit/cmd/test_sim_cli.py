@@ -14,8 +14,10 @@
 import contextlib
 import importlib.metadata
 import io
+import logging
 import sys
 from unittest import mock
+import warnings
 
 from oslotest import base
 
@@ -24,6 +26,15 @@ from gpu_passthrough_filter.cmd import sim
 
 
 class SimCommandLineTest(base.BaseTestCase):
+
+    def setUp(self):
+        super(SimCommandLineTest, self).setUp()
+        # NOTE: the simulator silences logging process-wide (nova's
+        # warnings would drown its table); later tests of this worker
+        # capture logs.
+        self.addCleanup(logging.disable, logging.NOTSET)
+        saved = list(warnings.filters)
+        self.addCleanup(warnings.filters.__setitem__, slice(None), saved)
 
     def run_sim(self, *argv):
         out, err = io.StringIO(), io.StringIO()
