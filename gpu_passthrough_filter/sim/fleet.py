@@ -483,7 +483,7 @@ def load_inventories(directory):
     """A fleet from a directory of the agent's JSON inventories.
 
     :param directory: folder of ``*.json`` files written by
-        ``gpu-passthrough-agent discover --json``.
+        ``gpu-passthrough-agent discover --format json``.
     :returns: a :class:`Fleet`.
     :raises FleetError: naming the file that does not parse.
     """
