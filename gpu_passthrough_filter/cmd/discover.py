@@ -20,6 +20,7 @@ IOMMU; 1 when not even the PCI device list could.
 """
 
 import argparse
+import os
 import sys
 
 import rich.console
@@ -90,6 +91,12 @@ def run(args):
             args.sysfs_root, args.extra_gpu_id, args.pci_ids, args.hostname)
     except sysfs.SysfsUnreadableError as exc:
         err.print('Error: nothing could be read: %s' % exc, markup=False)
+        root = os.path.normpath(args.sysfs_root or '/')
+        if os.path.basename(root) == 'sys' and os.path.isdir(
+                os.path.join(root, 'bus', 'pci', 'devices')):
+            err.print('Hint: --sysfs-root is the directory that holds '
+                      'sys/; try --sysfs-root %s' % os.path.dirname(root),
+                      markup=False)
         return 1
     for error in inventory.errors:
         err.print('Warning: %s %s: %s'

@@ -168,3 +168,15 @@ class ExitStatusTest(DiscoverTestCase):
                                   '--extra-gpu-id', 'nvidia')
         self.assertEqual(2, error.code)
         self.assertIn('not a vendor:device id', self.stderr.getvalue())
+
+
+class SysfsRootHintTest(DiscoverTestCase):
+
+    def test_root_given_as_its_sys_directory_gets_a_hint(self):
+        """``--sysfs-root <root>/sys``, a common slip: point at <root>."""
+        self.add_gpu_host()
+        status = agent.main(['discover', '--sysfs-root',
+                             os.path.join(self.root, 'sys')])
+        self.assertEqual(1, status)
+        self.assertIn('try --sysfs-root %s' % self.root,
+                      self.stderr.getvalue().replace('\n', ' '))
