@@ -191,11 +191,15 @@ def replace_atomically(path, text, mode=0o644):
         removed).
     """
     directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        # NOTE: said here: mkstemp's error would name its temporary file.
+        raise exception.OutputError(
+            path=path, reason='directory %s does not exist' % directory)
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix='.%s.'
                                    % os.path.basename(path))
     except OSError as exc:
-        raise exception.OutputError(path=path, reason=exc)
+        raise exception.OutputError(path=path, reason=exc.strerror or exc)
     try:
         with os.fdopen(fd, 'w', encoding='utf-8') as stream:
             stream.write(text)

@@ -23,6 +23,8 @@ Exit status:
   published consistently was; nothing was half-published.
 """
 
+import os
+
 from oslo_config import cfg
 from oslo_log import log as logging
 
@@ -65,8 +67,9 @@ def add_parser(subparsers):
                     'the nova config file changed (restart nova-compute), '
                     '1 failed.')
     parser.add_argument(
-        '--once', action='store_true', required=True,
-        help='Publish once and exit (the only mode; "run" is the daemon).')
+        '--once', action='store_true',
+        help='Publish once and exit: the only mode, accepted for '
+             'compatibility ("run" is the daemon).')
     add_config_arguments(parser)
     parser.set_defaults(func=run)
     return parser
@@ -92,6 +95,14 @@ def setup_fallback_logging():
 
 def run(args):
     """Publish once. :returns: the exit status."""
+    if not args.config_file and not args.config_dir and not os.path.exists(
+            daemon.DEFAULT_CONFIG_FILE):
+        # NOTE: the defaults write into /etc/nova; say so before a
+        # publisher fails on a directory the operator never chose.
+        setup_fallback_logging()
+        LOG.warning('No configuration file (%s does not exist, no '
+                    '--config-file): publishing with the defaults',
+                    daemon.DEFAULT_CONFIG_FILE)
     try:
         conf = load(args)
         manager = daemon.load_publishers(conf)

@@ -227,3 +227,16 @@ class PublisherTest(base.BaseTestCase):
                                 nova_pci.NovaPciPublisher(conf).publish,
                                 inventory)
         self.assertIn('/nonexistent/dir/gpu.conf', str(exc))
+
+
+class MissingDirectoryTest(base.BaseTestCase):
+
+    def test_missing_directory_is_named_not_a_temporary_file(self):
+        """Before: "No such file or directory: .../.gpu-passthrough.conf.x"."""
+        root = self.useFixture(fixtures.TempDir()).path
+        path = os.path.join(root, 'nova.conf.d', 'gpu-passthrough.conf')
+        exc = self.assertRaises(exception.OutputError,
+                                nova_pci.write_if_changed, path, 'x\n')
+        self.assertIn('directory %s does not exist'
+                      % os.path.dirname(path), str(exc))
+        self.assertNotIn('.gpu-passthrough.conf.', str(exc))

@@ -72,3 +72,23 @@ class VersionTest(base.BaseTestCase):
             self.assertRaises(SystemExit, agent.main, ['--version'])
         self.assertEqual(importlib.metadata.version('gpu-passthrough-filter'),
                          out.getvalue().strip())
+
+
+class PublishCommandLineTest(base.BaseTestCase):
+
+    def test_once_is_optional_and_a_missing_config_is_warned(self):
+        """``publish`` alone parses; without any config file it says so."""
+        args = agent.build_parser(['publish']).parse_args(['publish'])
+        self.assertFalse(args.once)
+        from gpu_passthrough_filter.agent import daemon
+        from gpu_passthrough_filter.cmd import publish
+        logged = []
+        with mock.patch.object(daemon, 'DEFAULT_CONFIG_FILE',
+                               '/nonexistent/agent.conf'), \
+                mock.patch.object(publish, 'setup_fallback_logging'), \
+                mock.patch.object(publish.LOG, 'warning',
+                                  side_effect=lambda *a: logged.append(a)), \
+                mock.patch.object(publish, 'load',
+                                  side_effect=SystemExit(9)):
+            self.assertRaises(SystemExit, publish.run, args)
+        self.assertIn('No configuration file', logged[0][0])
