@@ -58,6 +58,21 @@ def parse_cpulist(text):
     return sorted(cpus)
 
 
+def parse_cpumask(text):
+    """CPUs of a sysfs hex mask (``local_cpus``: ``ff,00000000``).
+
+    Comma-separated 32-bit words, most significant first; bit *i* is CPU
+    *i*.
+
+    :raises ValueError: for anything else.
+    """
+    words = text.strip().split(',')
+    if not words or any(not w or len(w) > 8 for w in words):
+        raise ValueError('not a CPU mask')
+    value = int(''.join(w.zfill(8) for w in words), 16)
+    return [cpu for cpu in range(value.bit_length()) if value >> cpu & 1]
+
+
 def derive_numa_node(numa_node, local_cpus, numa_nodes):
     """The NUMA node of a device, from ``local_cpulist`` if need be.
 

@@ -302,7 +302,8 @@ class SysfsReader:
             vendor=function.vendor,
             device=function.device,
             numa_node=locality.derive_numa_node(
-                function.numa_node, function.local_cpus, numa_nodes),
+                self._checked_node(function, numa_nodes),
+                function.local_cpus, numa_nodes),
             iommu_group=group,
             isolation=verdict.isolation,
             isolation_reason=verdict.reason,
@@ -311,6 +312,18 @@ class SysfsReader:
             switch=locality.switch_upstream_port(function.parents),
             root_port=locality.root_port(function.parents),
             root_complex=locality.root_complex(function.parents))
+
+    def _checked_node(self, function, numa_nodes):
+        """``numa_node`` if the host has that node; else None, and why."""
+        node = function.numa_node
+        known = sorted(n.id for n in numa_nodes)
+        if node is None or not known or node in known:
+            return node
+        self._error(function.address, 'numa_node',
+                    'node %d is not a NUMA node of this host (%s); taken '
+                    'from local_cpulist instead' % (
+                        node, ', '.join(map(str, known))))
+        return None
 
     def _error(self, address, file, message):
         self.errors.append(model.ItemError(address, file, message))
@@ -369,6 +382,11 @@ class _FunctionFiles:
             for attribute, name, parser, required in self.ATTRIBUTES:
                 setattr(function, attribute,
                         self._file(name, getattr(self, parser), required))
+            if function.local_cpus is None:
+                # NOTE: older kernels and some captures have only the hex
+                # mask; it says the same.
+                function.local_cpus = self._file('local_cpus', self._cpumask,
+                                                 False)
             for attribute, name in self.LINKS:
                 setattr(function, attribute, self._link(name))
         finally:
@@ -427,6 +445,10 @@ class _FunctionFiles:
     @staticmethod
     def _cpulist(text):
         return locality.parse_cpulist(text)
+
+    @staticmethod
+    def _cpumask(text):
+        return locality.parse_cpumask(text)
 
     @staticmethod
     def _text(text):

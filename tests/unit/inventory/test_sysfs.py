@@ -17,6 +17,7 @@ import shutil
 import fixtures
 from oslotest import base
 
+from gpu_passthrough_filter.inventory import locality
 from gpu_passthrough_filter.inventory import sysfs
 from gpu_passthrough_filter import tags
 from tests.unit.inventory import tree as sysfs_tree
@@ -340,3 +341,38 @@ class BadInputTest(TreeTestCase):
         self.assert_error(inventory, GPU, sysfs.DEVICE_DIR, 'disappeared')
         self.assertEqual([], inventory.gpus)
         self.assert_rest_intact(inventory, missing=[GPU])
+
+
+class NumaSourcesTest(TreeTestCase):
+    """NUMA from numa_node, local_cpulist or the local_cpus mask, checked."""
+
+    def rewrite(self, name, text):
+        path = self.path(GPU, name)
+        if text is None:
+            os.unlink(path)
+            return
+        with open(path, 'w') as stream:
+            stream.write(text + '\n')
+
+    def test_node_the_host_lacks_is_refused_for_local_cpulist(self):
+        """numa_node 7 on a 2-node host: an error; node 1 from the CPUs."""
+        self.rewrite('numa_node', '7')
+        self.rewrite('local_cpulist', '4-7')
+        inventory = self.read()
+        self.assertEqual(1, inventory.gpus[0].numa_node)
+        self.assert_error(inventory, GPU, 'numa_node',
+                          'node 7 is not a NUMA node of this host (0, 1)')
+
+    def test_local_cpus_mask_when_there_is_no_cpulist(self):
+        """numa_node -1, no local_cpulist, mask f0 (CPUs 4-7): node 1."""
+        self.rewrite('numa_node', '-1')
+        self.rewrite('local_cpulist', None)
+        self.rewrite('local_cpus', '00000000,000000f0')
+        self.assertEqual(1, self.read().gpus[0].numa_node)
+
+    def test_cpumask_agrees_with_cpulist(self):
+        for mask, cpus in (('f0', [4, 5, 6, 7]), ('1,00000001', [0, 32]),
+                           ('0', []), ('00000000,80000000', [31])):
+            self.assertEqual(cpus, locality.parse_cpumask(mask))
+        for bad in ('', 'zz', '1,,2', '123456789'):
+            self.assertRaises(ValueError, locality.parse_cpumask, bad)
