@@ -73,10 +73,6 @@ CONFIGS = (
         ('placement', 'max_allocation_candidates'): 1000,
         ('workarounds', 'optimize_for_wide_provider_trees'): True}),
 )
-_RESET = {('placement', 'allocation_candidates_generation_strategy'):
-          'depth-first',
-          ('placement', 'max_allocation_candidates'): -1,
-          ('workarounds', 'optimize_for_wide_provider_trees'): False}
 
 
 def nova_querystring(gpus):
@@ -182,8 +178,7 @@ def run(gpus_per_host, host_counts, budget, out):
             out('(%d hosts registered in %.0f s)' % (
                 hosts, time.perf_counter() - start))
             for name, options in CONFIGS:
-                placement.configure(_RESET)
-                placement.configure(options)
+                placement.use(options)
                 for k, querystring in queries.items():
                     out(_row(placement, name, options, hosts, k,
                              querystring, fleet, stopped, budget))

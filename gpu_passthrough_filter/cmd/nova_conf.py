@@ -21,6 +21,7 @@ read, parsed or written, or nova's defaults are needed but nova is not
 installed.
 """
 
+import re
 import sys
 
 from gpu_passthrough_filter.cmd import config_edit
@@ -140,6 +141,10 @@ def _pci_in_placement(text):
         'true', '1', 'yes', 'on')
 
 
+#: A GPU model on the command line: ``10de:26b9``.
+_MODEL = re.compile(r'^[0-9a-f]{4}:[0-9a-f]{4}$')
+
+
 def run_alias(args, out=None, err=None):
     """Print one ``[pci] alias`` JSON per model (the agent's own rule)."""
     import json
@@ -149,10 +154,14 @@ def run_alias(args, out=None, err=None):
 
     out = out or sys.stdout
     err = err or sys.stderr
+    bad = [m for m in args.models if not _MODEL.match(m.strip().lower())]
+    if bad:
+        err.write('not VENDOR:DEVICE (4 hex digits each): %s\n'
+                  % ', '.join(bad))
+        return 1
+    models = [tuple(m.strip().lower().split(':')) for m in args.models]
     try:
         names = nova_pci.parse_alias_names(args.name)
-        models = list(nova_pci.parse_alias_names(
-            ['%s=x' % model for model in args.models]))
     except exception.ConfigError as exc:
         err.write('%s\n' % exc)
         return 1

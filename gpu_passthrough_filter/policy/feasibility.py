@@ -191,13 +191,24 @@ def assignable(models, demands):
         demand = demands[0]
         return (sum(models.values()) <= demand.count and
                 all(_matches_model(m, demand) for m in models))
+    return _matched(models, demands) == sum(models.values())
+
+
+def _matched(models, demands):
+    """How many GPUs of ``models`` can go to ``demands`` at most.
+
+    Kuhn's augmenting paths, one GPU at a time: a maximum matching of GPUs
+    to demand slots, so both :func:`assignable` (every GPU placed) and
+    :func:`coverable` (every slot filled) read it.
+    """
     capacity = [d.count for d in demands]
     flow = {}
+    matched = 0
     for gpu_model, count in models.items():
         for _ in range(count):
-            if not _augment(gpu_model, demands, capacity, flow, set()):
-                return False
-    return True
+            if _augment(gpu_model, demands, capacity, flow, set()):
+                matched += 1
+    return matched
 
 
 def _matches_model(gpu_model, demand):
@@ -569,42 +580,12 @@ def _model_counts(units):
 def coverable(models, demands):
     """Whether GPUs of ``models`` can fill every demand.
 
-    The converse of :func:`assignable`: a max-flow from demands to models,
-    one GPU at a time.
+    The converse of :func:`assignable`.
 
     :param models: a mapping model -> number of GPUs available.
     :param demands: a sequence of :class:`~.model.GPUDemand`.
     """
-    capacity = dict(models)
-    held = {}  # (demand index, model) -> GPUs
-    for index, demand in enumerate(demands):
-        for _ in range(demand.count):
-            if not _cover_one(index, demands, capacity, held, set()):
-                return False
-    return True
-
-
-def _cover_one(index, demands, capacity, held, seen):
-    # NOTE: augmenting path: take a free GPU of an accepted model, or one
-    # another demand holds and can swap for a GPU of another model.
-    for gpu_model in list(capacity):
-        if gpu_model in seen or not _matches_model(gpu_model,
-                                                   demands[index]):
-            continue
-        seen.add(gpu_model)
-        if capacity[gpu_model] > 0:
-            capacity[gpu_model] -= 1
-            held[(index, gpu_model)] = held.get((index, gpu_model), 0) + 1
-            return True
-        for (other, owned), count in list(held.items()):
-            if owned != gpu_model or other == index or count == 0:
-                continue
-            if _cover_one(other, demands, capacity, held, seen):
-                held[(other, gpu_model)] -= 1
-                held[(index, gpu_model)] = held.get(
-                    (index, gpu_model), 0) + 1
-                return True
-    return False
+    return _matched(models, demands) == sum(d.count for d in demands)
 
 
 def _greedy_by_demand(units, demands):

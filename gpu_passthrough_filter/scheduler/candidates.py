@@ -23,16 +23,15 @@ rarely its best set (doc/source/admin/placement-at-scale.rst).
 :func:`candidate_for_set` builds the allocation request of a chosen set
 from one candidate Placement did return for the host: the same request
 groups and root allocation, each GPU group moved to a GPU provider of the
-same kind (vendor, product, resource class and traits, so Placement's
-answer for that kind holds for it). Placement checks capacity again when
-nova claims it (``PUT /allocations``); a GPU taken meanwhile fails that
-claim and nova tries the next host, as for any claim race.
+same kind (same resource class and traits, ``HostFacts.rp_kinds``, so
+Placement's answer for that kind holds for it). Placement checks capacity
+again when nova claims it (``PUT /allocations``); a GPU taken meanwhile
+fails that claim and nova tries the next host, as for any claim race.
 """
 
 import copy
 
 from gpu_passthrough_filter.policy import feasibility
-from gpu_passthrough_filter import tags
 
 #: The trait nova-compute gives every PCI device provider, whatever its
 #: device_spec says.
@@ -142,38 +141,6 @@ class CandidateJudge(object):
         return self._evaluate(candidate).quality
 
 
-def provider_kinds(pools):
-    """``{rp_uuid: kind}`` of the GPU pools of a host's ``pci_stats``.
-
-    Two providers of one kind have the same resource class and traits, so
-    they match the same Placement request groups. Nova keeps neither the
-    device_spec's ``resource_class`` nor its ``traits`` in the scheduler's
-    pools; the agent derives both from the GPU's model and isolation
-    verdict (:mod:`gpu_passthrough_filter.agent.nova_pci`), so for a pool
-    it tagged the kind is ``(vendor, product, verdict)``. An untagged pool
-    (device_spec written by hand) has kind ``(vendor, product, None)``: its
-    traits are unknown, see :func:`candidate_for_set`.
-    """
-    kinds = {}
-    for pool in pools:
-        if not isinstance(pool, dict):
-            continue
-        rp_uuid = pool.get('rp_uuid')
-        if isinstance(rp_uuid, str):
-            kinds[rp_uuid] = (str(pool.get('vendor_id')),
-                              str(pool.get('product_id')),
-                              _verdict(pool))
-    return kinds
-
-
-def _verdict(pool):
-    """The isolation tag as a kind: None untagged, a malformed one apart."""
-    if tags.ISOLATION not in pool:
-        return None
-    value = pool[tags.ISOLATION]
-    return value if isinstance(value, str) else '<malformed>'
-
-
 def vouched_kinds(candidates, request_ids, kinds):
     """``{request id: kinds}`` that Placement matched to each request."""
     vouched = {rid: set() for rid in request_ids}
@@ -196,7 +163,7 @@ def candidate_for_set(template, addresses, request, request_ids, facts,
         ``request_ids``, say which models each request accepts).
     :param request_ids: the GPU request ids.
     :param facts: the host's ``HostFacts`` (``rp_addresses``).
-    :param kinds: :func:`provider_kinds` of the host.
+    :param kinds: the host's ``HostFacts.rp_kinds``.
     :param vouched: :func:`vouched_kinds` of the host's candidates.
     :param group_traits: ``{request group: required traits}`` as nova
         asked Placement (``RequestSpec.requested_resources``); a group

@@ -118,7 +118,7 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
             # candidates; a host left with none cannot get this guest, as
             # nova's own candidate filters conclude too.
             return self._prune_candidates(
-                host_state, spec_obj, facts, request, request_ids,
+                host_state, request_facts, facts, request, request_ids,
                 _candidate_limit(spec_obj, request_ids, opts))
         fit = feasibility.best_set(facts.index, request)
         if not fit.ok:
@@ -139,7 +139,7 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
                                      'reason': reason})
         return ok
 
-    def _prune_candidates(self, host_state, spec_obj, facts, request,
+    def _prune_candidates(self, host_state, request_facts, facts, request,
                           request_ids, limit):
         """Keep the feasible allocation candidates, best set first.
 
@@ -165,9 +165,9 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
         kept.sort(key=judge.quality, reverse=True)
         built = None
         if candidates and CONF.gpu_passthrough.claim_best_set:
-            built = self._best_set_candidate(host_state, spec_obj, facts,
-                                             request, request_ids, judge,
-                                             kept)
+            built = self._best_set_candidate(
+                host_state, request_facts, facts, request, request_ids,
+                judge, kept)
             if built is not None:
                 kept.insert(0, built)
         if limit:
@@ -190,7 +190,7 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
         return bool(kept)
 
     @staticmethod
-    def _best_set_candidate(host_state, spec_obj, facts, request,
+    def _best_set_candidate(host_state, request_facts, facts, request,
                             request_ids, judge, kept):
         """The candidate of the host's best set, if Placement left it out.
 
@@ -203,14 +203,12 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
         if kept and judge.quality(kept[0]) >= best.quality:
             return None
         candidates = host_state.allocation_candidates
-        kinds = candidates_view.provider_kinds(
-            host_view.pools_of(host_state))
         vouched = candidates_view.vouched_kinds(candidates, request_ids,
-                                                kinds)
+                                                facts.rp_kinds)
         template = kept[0] if kept else candidates[0]
         return candidates_view.candidate_for_set(
-            template, best.addresses, request, request_ids, facts, kinds,
-            vouched, host_view.group_traits(spec_obj))
+            template, best.addresses, request, request_ids, facts,
+            facts.rp_kinds, vouched, request_facts.group_traits)
 
 
 def _candidate_limit(spec_obj, request_ids, opts):

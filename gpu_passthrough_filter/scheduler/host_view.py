@@ -74,11 +74,22 @@ class HostFacts:
         that carry the agent's tags.
     :param untagged: number of GPUs taken from pools without the agent's
         tags (handled by ``untagged_host_policy``).
+    :param rp_kinds: Placement provider uuid -> kind of the GPU pools in
+        ``rp_addresses``. Two providers of one kind have the same resource
+        class and traits, so they match the same Placement request groups.
+        Nova keeps neither the device_spec's ``resource_class`` nor its
+        ``traits`` in the scheduler's pools; the agent derives both from
+        the GPU's model and isolation verdict (:mod:`gpu_passthrough_filter.
+        agent.nova_pci`), so for a pool it tagged the kind is ``(vendor,
+        product, verdict)``. An untagged pool (device_spec written by hand)
+        has kind ``(vendor, product, None)``: its traits are unknown.
     """
     index: index_mod.HostIndex
     rp_addresses: typing.Mapping[str, str]
     tagged_models: typing.FrozenSet[str]
     untagged: int = 0
+    rp_kinds: typing.Mapping[str, tuple] = dataclasses.field(
+        default_factory=dict)
 
 
 # -- host state -> host view --------------------------------------------------
@@ -173,11 +184,6 @@ def _pools_of(pci_stats):
     return pools if isinstance(pools, list) else []
 
 
-def pools_of(host_state):
-    """The pools of a host state's ``pci_stats`` (a list, maybe empty)."""
-    return _pools_of(getattr(host_state, 'pci_stats', None))
-
-
 def _signature(pools):
     # Cheap, exact enough: nova removes a pool when its last device goes
     # and decrements counts otherwise; tags never change without a new
@@ -203,7 +209,7 @@ def build_host_facts(host_state, opts):
     untagged_isolation = (
         tags.ISOLATED if opts.untagged_host_policy == UNTAGGED_ISOLATED
         else tags.UNKNOWN)
-    gpus, group_sizes, rp_addresses = [], {}, {}
+    gpus, group_sizes, rp_addresses, rp_kinds = [], {}, {}, {}
     tagged_models, untagged = set(), 0
     for pool in _pools_of(getattr(host_state, 'pci_stats', None)):
         if not isinstance(pool, dict):
@@ -221,12 +227,23 @@ def build_host_facts(host_state, opts):
         rp_uuid = pool.get('rp_uuid')
         if isinstance(rp_uuid, str) and len(pool_gpus) == 1:
             rp_addresses[rp_uuid] = pool_gpus[0].address
+            rp_kinds[rp_uuid] = (str(pool.get('vendor_id')),
+                                 str(pool.get('product_id')),
+                                 _kind_verdict(pool))
     gpus.extend(_busy_group_mates(gpus, group_sizes))
     view = model.HostView(
         name=_host_name(host_state), gpus=tuple(gpus),
         **_host_resources(host_state))
     return HostFacts(index_mod.HostIndex(view), rp_addresses,
-                     frozenset(tagged_models), untagged)
+                     frozenset(tagged_models), untagged, rp_kinds)
+
+
+def _kind_verdict(pool):
+    """The isolation tag as part of a kind: None untagged, bad ones apart."""
+    if tags.ISOLATION not in pool:
+        return None
+    value = pool[tags.ISOLATION]
+    return value if isinstance(value, str) else '<malformed>'
 
 
 def _pool_gpus(pool, is_tagged, untagged_isolation):
@@ -397,13 +414,16 @@ class RequestFacts(object):
     :param policies: the flavor's :class:`~.extra_specs.Policies`.
     :param vcpus: guest vCPUs.
     :param ram_mb: guest RAM in MiB.
+    :param group_traits: ``{requester id: required traits}`` of the spec's
+        Placement request groups (:func:`group_traits`).
     """
 
-    def __init__(self, asks, policies, vcpus, ram_mb):
+    def __init__(self, asks, policies, vcpus, ram_mb, group_traits=None):
         self.asks = tuple(asks)
         self.policies = policies
         self.vcpus = vcpus
         self.ram_mb = ram_mb
+        self.group_traits = dict(group_traits or {})
         self._requests = {}
 
     def for_host(self, facts, vendor_ids, candidates=None):
@@ -581,7 +601,8 @@ def request_facts(spec_obj, opts):
     return RequestFacts(
         _pci_asks(spec_obj), policies,
         _number(_field(spec_obj, 'vcpus')) or 0.0,
-        _number(_field(spec_obj, 'memory_mb')) or 0.0)
+        _number(_field(spec_obj, 'memory_mb')) or 0.0,
+        group_traits(spec_obj))
 
 
 def spec_field(obj, name):

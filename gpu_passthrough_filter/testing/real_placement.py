@@ -97,6 +97,19 @@ class RealPlacement(object):
         for (group, name), value in options.items():
             self.conf.config(group=group, **{name: value})
 
+    def use(self, options):
+        """Exactly ``options`` among those that shape candidates.
+
+        The options of :data:`~gpu_passthrough_filter.recommended.
+        PLACEMENT_OPTIONS` not in ``options`` go back to Placement's own
+        defaults.
+        """
+        from gpu_passthrough_filter import recommended
+
+        for option in recommended.PLACEMENT_OPTIONS:
+            self.conf.conf.clear_override(option.name, group=option.group)
+        self.configure(options)
+
     def call(self, method, path, body=None, expect=(200, 201, 204)):
         """One API call; returns the decoded JSON body (or None).
 

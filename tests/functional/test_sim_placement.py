@@ -111,8 +111,7 @@ class PlacementModelTest(base.BaseTestCase):
             workload.VMRequest('vm%d' % index, 2, 4096, gpus), index, {})
 
     def real(self, spec, options):
-        self.placement.configure(_RESET)
-        self.placement.configure(options)
+        self.placement.use(options)
         resources = scheduler_utils.resources_from_request_spec(
             nova_context.get_admin_context(), spec, None,
             enable_pinning_translate=True)
@@ -228,9 +227,3 @@ class PlacementModelTest(base.BaseTestCase):
         """8 of 8 on 4 hosts without a cap: 161,280 orderings, refused."""
         self.assertRaises(sim_placement.UnboundedQuery, self.model,
                           self.spec(8), {})
-
-
-_RESET = {('placement', 'allocation_candidates_generation_strategy'):
-          'depth-first',
-          ('placement', 'max_allocation_candidates'): -1,
-          ('workarounds', 'optimize_for_wide_provider_trees'): False}

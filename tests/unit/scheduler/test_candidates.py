@@ -136,7 +136,8 @@ class BestSetCandidateTest(fakes.TestCase):
         chosen = [fakes.candidate_addresses(state, c)
                   for c in state.allocation_candidates]
         self.assertNotIn(['0000:2a:00.0'], chosen)
-        kinds = candidates.provider_kinds(host_view.pools_of(state))
+        kinds = host_view.build_host_facts(
+            state, self.conf.conf.gpu_passthrough).rp_kinds
         self.assertEqual({kinds[state.providers['0000:db:00.0']]},
                          {kinds[state.providers[c[0]]] for c in chosen})
 
@@ -153,9 +154,8 @@ class BestSetCandidateTest(fakes.TestCase):
                 facts, frozenset(), state.allocation_candidates)
         template = state.allocation_candidates[0]
         group = next(g for g in template['mappings'] if g)
-        untagged = {rp: kind[:2] + (None,) for rp, kind in
-                    candidates.provider_kinds(
-                        host_view.pools_of(state)).items()}
+        untagged = {rp: kind[:2] + (None,)
+                    for rp, kind in facts.rp_kinds.items()}
         vouched = candidates.vouched_kinds([template], request_ids,
                                            untagged)
         args = (template, {'0000:2a:00.0'}, request, request_ids, facts,
