@@ -50,6 +50,9 @@ from gpu_passthrough_filter import tags
 #: filter and instances 2..n of a multi-create; :data:`FACTS_BY_VALUE`
 #: serves the next requests.
 CACHE_ATTRIBUTE = '_gpu_passthrough_facts'
+#: Attribute of the ``HostState`` that holds its pools' values
+#: (:func:`pool_values_of`).
+POOLS_ATTRIBUTE = '_gpu_passthrough_pool_values'
 
 LOG = logging.getLogger(__name__)
 
@@ -102,26 +105,46 @@ def host_facts(host_state, opts):
         ``untagged_host_policy`` and ``gpu_vendor_ids``).
     :returns: a :class:`HostFacts`.
     """
+    options = (opts.untagged_host_policy, tuple(opts.gpu_vendor_ids or ()))
+    cached = getattr(host_state, CACHE_ATTRIBUTE, None)
+    pool_values = pool_values_of(host_state)
+    resources = _resources(host_state)
+    if (cached is not None and cached[0] is pool_values and
+            cached[1] == (resources, options)):
+        return cached[2]
+    value_key = (getattr(host_state, 'uuid', None), _host_name(host_state),
+                 pool_values, resources, options)
+    facts = FACTS_BY_VALUE.get(value_key)
+    if facts is None:
+        facts = build_host_facts(host_state, opts)
+        FACTS_BY_VALUE.put(value_key, facts, opts.host_cache_size)
+    setattr(host_state, CACHE_ATTRIBUTE, (pool_values, (resources, options),
+                                          facts))
+    return facts
+
+
+def pool_values_of(host_state):
+    """Every key and value of the host's PCI pools, hashable.
+
+    Computed once per ``HostState`` and pool contents: nova builds new host
+    states for every request, and the filters of one request (this
+    project's and :mod:`.nova_filters`) all key their caches on it.
+    """
     pci_stats = getattr(host_state, 'pci_stats', None)
     pools = _pools_of(pci_stats)
-    key = (_signature(pools), _resources(host_state),
-           opts.untagged_host_policy, tuple(opts.gpu_vendor_ids or ()))
-    cached = getattr(host_state, CACHE_ATTRIBUTE, None)
+    signature = _signature(pools)
+    cached = getattr(host_state, POOLS_ATTRIBUTE, None)
     # NOTE: the cache keeps references to the pci_stats object and its
     # pool list and compares them by identity: nova replaces pci_stats
     # whenever the compute node reports, and an id() of a freed object
     # could be reused by its successor.
     if (cached is not None and cached[0] is pci_stats and
-            cached[1] is pools and cached[2] == key):
+            cached[1] is pools and cached[2] == signature):
         return cached[3]
-    value_key = (getattr(host_state, 'uuid', None), _host_name(host_state),
-                 _pool_values(pools), key[1:])
-    facts = FACTS_BY_VALUE.get(value_key)
-    if facts is None:
-        facts = build_host_facts(host_state, opts)
-        FACTS_BY_VALUE.put(value_key, facts, opts.host_cache_size)
-    setattr(host_state, CACHE_ATTRIBUTE, (pci_stats, pools, key, facts))
-    return facts
+    values = _pool_values(pools)
+    setattr(host_state, POOLS_ATTRIBUTE, (pci_stats, pools, signature,
+                                          values))
+    return values
 
 
 class ValueCache(object):

@@ -22,6 +22,7 @@ from these values in :mod:`gpu_passthrough_filter.sim.nova_env`).
 """
 
 import csv
+import collections
 import dataclasses
 import os
 import pathlib
@@ -220,11 +221,12 @@ def build_gpus(count, model, layouts=None, shared_groups=False):
     :returns: a tuple of :class:`SimGPU`.
     """
     slots = _slots(count, layouts or DEFAULT_LAYOUTS)
+    step = _bus_step(slots)
     gpus, used_per_numa = [], {}
     for index, (numa, switch) in enumerate(slots):
         position = used_per_numa.get(numa, 0)
         used_per_numa[numa] = position + 1
-        bus = 0x18 + 0x80 * numa + 0x10 * position
+        bus = 0x18 + 0x80 * numa + step * position
         switch_id = (tags.NO_SWITCH if switch is None else
                      '0000:%02x:00.0' % (0x17 + 0x80 * numa + 0x20 * switch))
         gpus.append(SimGPU(
@@ -232,6 +234,16 @@ def build_gpus(count, model, layouts=None, shared_groups=False):
             switch=switch_id, root='pci0000:%02x' % (0x80 * numa),
             iommu_group=str(bus)))
     return tuple(_pair_groups(gpus) if shared_groups else gpus)
+
+
+def _bus_step(slots):
+    """Bus numbers between two GPUs of one NUMA node: 0x10, or less so
+    that 16 or 64 GPUs still fit in the 256 buses of one PCI domain."""
+    nodes = max((numa for numa, _ in slots), default=0)
+    per_node = max(collections.Counter(n for n, _ in slots).values(),
+                   default=1)
+    room = 0xff - (0x18 + 0x80 * nodes)
+    return max(1, min(0x10, room // max(1, per_node - 1)))
 
 
 def _pair_groups(gpus):

@@ -213,11 +213,19 @@ def compute_node(host, index, aliases, pci_in_placement, cpu_ratio=1.0,
 def host_state(host, index, aliases, pci_in_placement, cpu_ratio=1.0,
                ram_ratio=1.0):
     """A real ``HostState`` updated from the host's ``ComputeNode``."""
-    node = compute_node(host, index, aliases, pci_in_placement, cpu_ratio,
-                        ram_ratio)
-    state = host_manager.HostState(host.name, host.name,
-                                   sim_uuid('cell1'))
-    service = {'host': host.name, 'binary': 'nova-compute',
+    return state_from_record(host.name, compute_node(
+        host, index, aliases, pci_in_placement, cpu_ratio, ram_ratio))
+
+
+def state_from_record(host_name, node):
+    """A new ``HostState`` from a compute node record, as nova builds it.
+
+    What ``HostManager._get_host_states`` does for every node of every
+    request in Nova 34: a new ``HostState``, then ``update()`` from the
+    record (new ``PciDeviceStats`` and ``NUMATopology`` objects).
+    """
+    state = host_manager.HostState(host_name, host_name, sim_uuid('cell1'))
+    service = {'host': host_name, 'binary': 'nova-compute',
                'disabled': False, 'disabled_reason': None,
                'forced_down': False, 'last_seen_up': _STARTED,
                'created_at': _STARTED, 'updated_at': _STARTED,
@@ -225,6 +233,58 @@ def host_state(host, index, aliases, pci_in_placement, cpu_ratio=1.0,
     state.update(compute=node, service=service, aggregates=[],
                  inst_dict={})
     return state
+
+
+class ComputeRecords(object):
+    """The ``compute_nodes`` table as nova-scheduler reads it.
+
+    Nova 34 keeps no host state between requests: every request reads the
+    records and builds new ``HostState`` objects (:meth:`host_states`).
+    After a boot, nova-compute's resource tracker writes the host's new
+    usage back (:meth:`write_back`); the model takes the usage the
+    scheduler consumed on its host state (the claim succeeded) and a build
+    that is over (no I/O operation in flight, as ``io_workload`` counts
+    only builds, resizes and snapshots under way).
+
+    :param hosts: the :class:`~.fleet.SimHost` list.
+    :param aliases: the :class:`AliasBook`.
+    :param pci_in_placement: whether GPUs are Placement providers.
+    """
+
+    def __init__(self, hosts, aliases, pci_in_placement, cpu_ratio=1.0,
+                 ram_ratio=1.0):
+        self.hosts = list(hosts)
+        self.records = [compute_node(host, index, aliases, pci_in_placement,
+                                     cpu_ratio, ram_ratio)
+                        for index, host in enumerate(self.hosts)]
+        self._by_name = {host.name: index
+                         for index, host in enumerate(self.hosts)}
+        self._writes = 0
+
+    def host_states(self):
+        """New host states, one per record (nova's ``_get_host_states``)."""
+        return [state_from_record(host.name, record)
+                for host, record in zip(self.hosts, self.records)]
+
+    def write_back(self, state):
+        """Record ``state``'s usage, as the resource tracker reports it."""
+        record = self.records[self._by_name[state.host]]
+        self._writes += 1
+        record.vcpus_used = state.vcpus_used
+        record.free_ram_mb = state.free_ram_mb
+        record.memory_mb_used = record.memory_mb - state.free_ram_mb
+        record.local_gb_used = state.disk_mb_used // 1024
+        record.free_disk_gb = state.free_disk_mb // 1024
+        record.disk_available_least = record.free_disk_gb
+        record.running_vms = state.num_instances
+        record.current_workload = 0
+        record.stats = {'num_instances': str(state.num_instances),
+                        'io_workload': '0'}
+        if state.numa_topology is not None:
+            record.numa_topology = state.numa_topology._to_json()
+        record.pci_device_pools = state.pci_stats.to_device_pools_obj()
+        record.updated_at = _STARTED + datetime.timedelta(
+            seconds=self._writes)
 
 
 def flavor(request, extra_specs):

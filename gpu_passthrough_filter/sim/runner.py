@@ -53,12 +53,17 @@ PROJECT_AVAILABLE = NOVA_AVAILABLE + [
     'gpu_passthrough_filter.scheduler.all_filters']
 PROJECT_WEIGHERS = NOVA_WEIGHERS + [
     'gpu_passthrough_filter.scheduler.all_weighers']
-#: The project's recommended filter order: GPUPassthroughFilter before
-#: nova's PCI filters, so that they check only the candidates it keeps.
-PROJECT_FILTERS = (
+#: The project's recommended filters: GPUPassthroughFilter before nova's
+#: PCI filters, so that they check only the candidates it keeps, and nova's
+#: PCI filters in their fast form (same verdicts,
+#: :mod:`gpu_passthrough_filter.scheduler.nova_filters`).
+FAST_NOVA_FILTERS = {'PciPassthroughFilter': 'FastPciPassthroughFilter',
+                     'NUMATopologyFilter': 'FastNUMATopologyFilter'}
+PROJECT_FILTERS = [
+    FAST_NOVA_FILTERS.get(name, name) for name in
     NOVA_PCI_FILTERS[:NOVA_PCI_FILTERS.index('PciPassthroughFilter')] +
     ['GPUPassthroughFilter'] +
-    NOVA_PCI_FILTERS[NOVA_PCI_FILTERS.index('PciPassthroughFilter'):])
+    NOVA_PCI_FILTERS[NOVA_PCI_FILTERS.index('PciPassthroughFilter'):]]
 #: The project's recommended options (doc/source/admin/benchmarks.rst).
 PROJECT_OPTIONS = {'gpu_passthrough.weight_multiplier': 10.0,
                    'gpu_passthrough.max_candidates_per_host': 1}
@@ -298,11 +303,18 @@ class Simulation(object):
     :param max_placement_results: ``[scheduler] max_placement_results``.
     :param placement_config: the :class:`.placement.PlacementConfig` of
         the modelled Placement service.
+    :param fresh_host_states: build new host states from the compute
+        records for every request and write each boot's usage back, as
+        Nova 34 does (:class:`~.nova_env.ComputeRecords`); otherwise one
+        set of host states lives through the run and each placement is
+        consumed on it (cheaper, and the same placements while nothing
+        reads per-request state such as in-flight I/O operations).
     """
 
     def __init__(self, fleet, policy, aliases, seed=0, cpu_ratio=1.0,
                  ram_ratio=1.0, max_placement_results=1000,
-                 placement_config=placement.RECOMMENDED):
+                 placement_config=placement.RECOMMENDED,
+                 fresh_host_states=False):
         self.fleet = fleet
         self.policy = policy
         self.aliases = aliases
@@ -311,11 +323,12 @@ class Simulation(object):
         configure(policy, aliases)
         self.filter_handler, self.filters = load_filters(policy)
         self.weight_handler, self.weighers = load_weighers(policy)
-        self.states = [nova_env.host_state(host, index, aliases,
-                                           policy.pci_in_placement,
-                                           cpu_ratio, ram_ratio)
-                       for index, host in enumerate(fleet.hosts)]
-        self.by_uuid = {state.uuid: state for state in self.states}
+        self.records = nova_env.ComputeRecords(
+            fleet.hosts, aliases, policy.pci_in_placement, cpu_ratio,
+            ram_ratio)
+        self.fresh_host_states = fresh_host_states
+        self.read_seconds = 0.0
+        self._read_host_states()
         self.placement = placement.PlacementModel(
             placement_config, placement.provider_traits(fleet, aliases),
             seed=seed)
@@ -327,6 +340,19 @@ class Simulation(object):
 
     def close(self):
         reset(self.policy)
+
+    def _read_host_states(self):
+        self.states = self.records.host_states()
+        self.by_uuid = {state.uuid: state for state in self.states}
+
+    def by_name(self, host):
+        return next(state for state in self.states if state.host == host)
+
+    def final_states(self):
+        """The host states after the last placement, by host name."""
+        if self.fresh_host_states:
+            self._read_host_states()
+        return {state.host: state for state in self.states}
 
     def _sorted_hosts(self, spec, hosts):
         filtered = self.filter_handler.get_filtered_objects(
@@ -345,6 +371,10 @@ class Simulation(object):
         """Place one request; returns a :class:`Placement`."""
         spec = nova_env.request_spec(request, index,
                                      self.policy.extra_specs)
+        if self.fresh_host_states:
+            started = time.perf_counter()
+            self._read_host_states()
+            self.read_seconds = time.perf_counter() - started
         answer = self.placement.allocation_candidates(
             self.states, spec, self.policy.pci_in_placement,
             self.max_results)
@@ -370,6 +400,8 @@ class Simulation(object):
             result.gpus = _claimed(before, _free_addresses(state))
             break
         result.seconds = time.perf_counter() - start
+        if self.fresh_host_states and result.host:
+            self.records.write_back(self.by_name(result.host))
         result.parts = dict(self.parts)
         for state in hosts:
             state.allocation_candidates = []
@@ -425,5 +457,5 @@ def run_policy(fleet, arrivals, policy, aliases, seed=0, progress=None,
     finally:
         simulation.close()
     return RunResult(policy, placements,
-                     {state.host: state for state in simulation.states},
+                     simulation.final_states(),
                      time.perf_counter() - started)

@@ -17,13 +17,16 @@ from oslotest import base
 
 from gpu_passthrough_filter import scheduler
 from gpu_passthrough_filter.scheduler import filter as gpu_filter
+from gpu_passthrough_filter.scheduler import nova_filters as fast_filters
 from gpu_passthrough_filter.scheduler import weigher as gpu_weigher
 
 
 class LoadingTest(base.BaseTestCase):
 
     def test_collections_list_the_classes(self):
-        self.assertEqual([gpu_filter.GPUPassthroughFilter],
+        self.assertEqual([fast_filters.FastNUMATopologyFilter,
+                          fast_filters.FastPciPassthroughFilter,
+                          gpu_filter.GPUPassthroughFilter],
                          scheduler.all_filters())
         self.assertEqual([gpu_weigher.GPUPassthroughWeigher],
                          scheduler.all_weighers())
