@@ -57,6 +57,10 @@ OUR_WEIGHERS = 'gpu_passthrough_filter.scheduler.all_weighers'
 #: nova's filters a GPU passthrough cloud runs; GPUPassthroughFilter goes
 #: right before the first.
 NOVA_GPU_FILTERS = ('PciPassthroughFilter', 'NUMATopologyFilter')
+#: The project's fast forms of nova's GPU filters (same verdicts,
+#: :mod:`gpu_passthrough_filter.scheduler.nova_filters`), by nova's name.
+FAST_FILTERS = {'PciPassthroughFilter': 'FastPciPassthroughFilter',
+                'NUMATopologyFilter': 'FastNUMATopologyFilter'}
 
 Entry = collections.namedtuple('Entry', 'section key start end values')
 Entry.__doc__ = """One ``key = value`` assignment of an INI file.
@@ -308,7 +312,9 @@ def _set_our_filter(text, key, item, present, default):
             if item not in current:
                 return current, []
             return [i for i in current if i != item], ['removed %s' % item]
-        first = NOVA_GPU_FILTERS[0]
+        first = next((name for name in (NOVA_GPU_FILTERS[0],
+                                        FAST_FILTERS[NOVA_GPU_FILTERS[0]])
+                      if name in current), NOVA_GPU_FILTERS[0])
         if item in current and (first not in current or
                                 current.index(item) < current.index(first)):
             return current, []
@@ -334,21 +340,43 @@ def missing_gpu_filters(text, defaults):
                else defaults[ENABLED_FILTERS])
     return ['[%s] %s does not list %s: nova then does not check the GPUs '
             'its own way; add it' % (SECTION, ENABLED_FILTERS, name)
-            for name in NOVA_GPU_FILTERS if name not in enabled]
+            for name in NOVA_GPU_FILTERS
+            if name not in enabled and FAST_FILTERS[name] not in enabled]
 
 
 def _add_nova_gpu_filters(text, key, item, present, default):
     """List nova's PciPassthroughFilter and NUMATopologyFilter if missing."""
     def transform(current):
-        missing = [name for name in NOVA_GPU_FILTERS if name not in current]
+        missing = [name for name in NOVA_GPU_FILTERS
+                   if name not in current and FAST_FILTERS[name] not in current]
         if not present or not missing:
             return current, []
         return current + missing, ['added %s' % name for name in missing]
     return _edit_list(text, key, default, transform)
 
 
+def _set_fast_filters(text, key, item, fast, default):
+    """Name nova's GPU filters by their fast forms, or by nova's names.
+
+    ``fast`` True: ``PciPassthroughFilter`` becomes
+    ``FastPciPassthroughFilter`` where it stands (likewise
+    ``NUMATopologyFilter``); False: back to nova's names (the fast forms
+    load only with this project's filters available); None: no change.
+    """
+    renames = (FAST_FILTERS if fast else
+               {new: old for old, new in FAST_FILTERS.items()})
+
+    def transform(current):
+        if fast is None:
+            return current, []
+        wanted = [renames.get(name, name) for name in current]
+        return wanted, ['%s is now %s' % (old, new) for old, new in
+                        zip(current, wanted) if old != new]
+    return _edit_list(text, key, default, transform)
+
+
 def configure(text, defaults, enable_filter=True, enable_weigher=True,
-              nova_gpu_filters=False):
+              nova_gpu_filters=False, fast_nova_filters=False):
     """Return ``text`` with the plugins turned on or off as asked.
 
     Idempotent: ``configure(configure(t, ...).text, ...)`` changes nothing.
@@ -363,6 +391,10 @@ def configure(text, defaults, enable_filter=True, enable_weigher=True,
         true, remove them when false.
     :param nova_gpu_filters: also list nova's ``PciPassthroughFilter`` and
         ``NUMATopologyFilter`` when missing (never removed).
+    :param fast_nova_filters: name those two by their fast forms
+        (``FastPciPassthroughFilter``, ``FastNUMATopologyFilter``: same
+        verdicts, less work per request); disabling the filter always names
+        them back as nova's.
     :returns: an :class:`EditResult`.
     :raises IniParseError: when ``text`` is not a valid oslo.config file.
     """
@@ -371,6 +403,8 @@ def configure(text, defaults, enable_filter=True, enable_weigher=True,
         (_set_multi_value, AVAILABLE_FILTERS, OUR_FILTERS, enable_filter),
         (_add_nova_gpu_filters, ENABLED_FILTERS, None,
          enable_filter and nova_gpu_filters),
+        (_set_fast_filters, ENABLED_FILTERS, None,
+         (True if fast_nova_filters else None) if enable_filter else False),
         (_set_our_filter, ENABLED_FILTERS, OUR_FILTER_NAME, enable_filter),
         (_set_list_item, WEIGHT_CLASSES, OUR_WEIGHERS, enable_weigher),
     ]

@@ -54,11 +54,18 @@ def add_parser(subparsers):
         help="Also list nova's PciPassthroughFilter and NUMATopologyFilter "
         "when enabled_filters lacks them (a GPU cloud needs both; disable "
         "leaves them).")
+    enable.add_argument(
+        '--fast-nova-filters', action='store_true',
+        help="Name nova's PciPassthroughFilter and NUMATopologyFilter by "
+        "this project's fast forms, FastPciPassthroughFilter and "
+        "FastNUMATopologyFilter: the same verdicts, each computed once per "
+        "host state and request shape (recommended; disable names them "
+        "back).")
     enable.set_defaults(func=run, enable=True)
     disable = actions.add_parser(
         'disable', help='Remove the filter and the weigher from nova.conf.')
     disable.set_defaults(func=run, enable=False, weigher=False,
-                         add_nova_gpu_filters=False)
+                         add_nova_gpu_filters=False, fast_nova_filters=False)
     alias = actions.add_parser(
         'alias', help="Print the [pci] alias entries the agent writes for "
         "GPU models, one JSON per line, for nova-api and nova-scheduler.",
@@ -113,7 +120,8 @@ def run(args, out=None, err=None):
         result = novaconf.configure(
             text, defaults, enable_filter=args.enable,
             enable_weigher=args.weigher,
-            nova_gpu_filters=args.add_nova_gpu_filters)
+            nova_gpu_filters=args.add_nova_gpu_filters,
+            fast_nova_filters=args.fast_nova_filters)
         if args.enable:
             for warning in novaconf.missing_gpu_filters(result.text,
                                                         defaults):

@@ -161,14 +161,14 @@ class RealDevstackTest(base.BaseTestCase):
                             os.path.join(etc, 'nova', 'nova-cpu.conf'),
                             self.compute_d().rstrip('/'))
 
-        # nova-scheduler: the plugins load, nova's PCI filters are kept,
-        # ours right before them; PCI in Placement on.
+        # nova-scheduler: the plugins load, nova's PCI filters are there
+        # in their fast forms, ours right before them; PCI in Placement on.
         filters = scheduler['enabled_filters']
-        self.assertIn('GPUPassthroughFilter', scheduler['loadable'])
-        self.assertEqual(
-            ['GPUPassthroughFilter', 'PciPassthroughFilter',
-             'NUMATopologyFilter'],
-            filters[filters.index('GPUPassthroughFilter'):][:3])
+        fast = ['FastPciPassthroughFilter', 'FastNUMATopologyFilter']
+        for name in ['GPUPassthroughFilter'] + fast:
+            self.assertIn(name, scheduler['loadable'])
+        self.assertEqual(['GPUPassthroughFilter'] + fast,
+                         filters[filters.index('GPUPassthroughFilter'):][:3])
         self.assertIn('gpu_passthrough_filter.scheduler.all_weighers',
                       scheduler['weight_classes'])
         self.assertTrue(scheduler['pci_in_placement'])
