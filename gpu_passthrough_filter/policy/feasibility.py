@@ -33,6 +33,7 @@ Pure module: no nova, oslo or openstacksdk import.
 import collections
 import dataclasses
 import enum
+import logging
 import typing
 
 from gpu_passthrough_filter.policy import index as index_mod
@@ -42,6 +43,10 @@ from gpu_passthrough_filter.policy import model
 #: on that scope (the greedy first try succeeds without backtracking for
 #: hosts whose groups are single GPUs; only odd shared-group mixes search).
 _SEARCH_BUDGET = 20000
+
+# NOTE: the standard library's logger, not oslo.log: the core imports no
+# oslo; nova's oslo.log configuration handles it like any other logger.
+LOG = logging.getLogger(__name__)
 
 #: Default number of ranked sets :func:`find_sets` returns.
 DEFAULT_LIMIT = 8
@@ -570,6 +575,15 @@ def _select(units, demands):
     models = collections.Counter()
     if _search(units, demands, need, suffix, 0, chosen, models, budget):
         return list(chosen)
+    if budget[0] <= 0:
+        LOG.warning(
+            'GPU-set search stopped after %(steps)d steps over %(units)d '
+            'IOMMU groups or GPUs for %(demands)s; this scope is treated as '
+            'not fitting', {'steps': _SEARCH_BUDGET, 'units': len(units),
+                            'demands': ' + '.join(
+                                '%d x %s' % (d.count, '/'.join(sorted(d.models))
+                                             if d.models else 'any')
+                                for d in demands)})
     return None
 
 

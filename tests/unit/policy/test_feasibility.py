@@ -11,6 +11,7 @@
 # under the License.
 """GPU-set feasibility on named host shapes; docstrings name the winner."""
 
+import fixtures
 from oslotest import base
 
 from gpu_passthrough_filter.policy import feasibility
@@ -435,3 +436,37 @@ class GPUReserveTest(base.BaseTestCase):
                                                        *reserve)
             self.assertEqual(expected, ok, name)
             self.assertEqual(ok, not reason, name)
+
+
+class SearchBudgetTest(base.BaseTestCase):
+    """A search cut short says so, and the scope counts as not fitting."""
+
+    def setUp(self):
+        super().setUp()
+        # One shared IOMMU group holding an A100 and an H100: neither
+        # alias alone accepts it, so only the exact search finds it.
+        self.host = model.HostView('mixed', (
+            shapes.gpu(0, 0, 'sw0', group='gp', isolation='shared',
+                       gpu_model=shapes.A100),
+            shapes.gpu(1, 0, 'sw0', group='gp', isolation='shared',
+                       gpu_model=shapes.H100)))
+        self.request = model.GPURequest((
+            model.GPUDemand(1, frozenset([shapes.A100])),
+            model.GPUDemand(1, frozenset([shapes.H100]))))
+        self.log = self.useFixture(fixtures.FakeLogger(
+            name=feasibility.__name__))
+
+    def test_the_search_finds_the_mixed_group(self):
+        fit = feasibility.best_set(self.host, self.request)
+        self.assertTrue(fit.ok, fit.reason)
+        self.assertEqual(slots(0, 1), fit.best.addresses)
+        self.assertEqual('', self.log.output)
+
+    def test_a_search_out_of_steps_is_logged(self):
+        self.useFixture(fixtures.MockPatchObject(
+            feasibility, '_SEARCH_BUDGET', 0))
+        fit = feasibility.best_set(self.host, self.request)
+        self.assertFalse(fit.ok)
+        self.assertIn('GPU-set search stopped after 0 steps over 1 IOMMU '
+                      'groups or GPUs for 1 x 10de:20b5 + 1 x 10de:2330',
+                      self.log.output)
