@@ -247,12 +247,19 @@ Related options:
 """),
     cfg.FloatOpt(
         'weight_multiplier',
-        default=1.0,
+        default=10.0,
         help="""
 Multiplier of the GPUPassthroughWeigher's total score, as for nova's own
 weighers: positive values apply the scorers' preferences, 0.0 disables the
 weigher, negative values invert it. The host aggregate metadata key
 ``gpu_passthrough_weight_multiplier`` overrides it per aggregate.
+
+The default, 10.0, lets the GPU placement outweigh nova's spreading
+weighers: nova normalises every weigher to 0..1 across the hosts, and its
+RAM, CPU and disk weighers (multiplier 1.0 each) all prefer the emptiest
+host, which is where a 1-GPU guest breaks a free 8-GPU block. At 1.0 they
+outvote this weigher and spread the small GPU guests (doc/source/admin/
+benchmarks.rst).
 """),
     cfg.ListOpt(
         'scorers',

@@ -207,9 +207,16 @@ class FragmentationGradient(object):
     scores above 0.5, one that leaves free GPUs without the vCPUs or RAM
     the mix needs scores below. Guests without GPUs are scored too (they
     strand GPUs by eating vCPUs and RAM); only GPU guests shape the mix.
-    Until the first GPU request is seen, the mix is one 1-GPU guest with
-    the host's vCPU and RAM share per GPU. Neutral for a GPU request
-    without a feasible set on the host.
+    Neutral for a GPU request without a feasible set on the host.
+
+    Cold start: a scheduler that has just started (each nova-scheduler
+    worker learns alone) knows nothing of the sizes to come. A prior mix
+    stands in: guests of 1, 2, 4, 8, ... GPUs (up to the host's count) in
+    equal shares, each GPU with the host's vCPU and RAM share per GPU. It
+    is the whole mix until a GPU request is seen, and afterwards breaks
+    the ties of the learned mix only (weight :data:`PRIOR_WEIGHT`): a mix
+    of 1-GPU guests alone finds every placement equal, and the prior then
+    packs them where they break no larger free block.
 
     Stateful: the weigher calls :meth:`observe` with every request (the
     ones GPUPassthroughFilter recorded, or its own) before it weighs that
@@ -231,7 +238,9 @@ class FragmentationGradient(object):
     def __call__(self, index, request, chosen):
         if request.wants_gpus and chosen is None:
             return NEUTRAL
-        mix = self.profile.mix() or _share_of_host(index)
+        learned = self.profile.mix()
+        prior = index.cached(('fragmentation_gradient', 'prior'),
+                             lambda: prior_mix(index))
         before = index.cached(('fragmentation_gradient', 'free'),
                               lambda: free_resources(index))
         taken = collections.Counter()
@@ -243,19 +252,37 @@ class FragmentationGradient(object):
                                    taken)
         # NOTE: the host's own fragmentation is not cached: the mix changes
         # with every GPU request.
-        delta = profile_mod.fragmentation_delta(before, placed, mix)
+        delta = profile_mod.fragmentation_delta(before, placed,
+                                                learned or prior)
+        if learned:
+            # NOTE: the expectation is linear in the mix, so the prior's
+            # share is its own delta, scaled down to a tie-breaker.
+            delta += PRIOR_WEIGHT * profile_mod.fragmentation_delta(
+                before, placed, prior)
         # NOTE: bounded, monotone, 0.5 for no change; exp() would overflow
         # on a pathological delta.
         return 1.0 / (1.0 + math.pow(2.0, max(min(delta, 64.0), -64.0)))
 
 
-def _share_of_host(index):
-    # Until the scheduler has seen a GPU request, assume each GPU needs its
-    # share of the host's vCPUs and RAM (as gpu_host_reserve does); unknown
-    # totals count as 0. A host without GPUs has no fragments either way.
+#: Weight of the cold-start prior once a GPU request has been seen: far
+#: below any difference the learned mix makes (a share of 1/window of one
+#: GPU), so it decides only between placements the learned mix finds equal.
+PRIOR_WEIGHT = 1e-6
+
+
+def prior_mix(index):
+    """The cold-start mix of one host: 1, 2, 4, ... GPUs, equal shares.
+
+    Each GPU comes with the host's vCPU and RAM share per GPU (as
+    gpu_host_reserve assumes); unknown totals count as 0. A host without
+    GPUs gets one 1-GPU shape (it has no fragments either way).
+    """
     host, gpus = index.host, max(index.total, 1)
-    return ((profile_mod.Shape(1, float(host.total_vcpus or 0) / gpus,
-                               float(host.total_ram_mb or 0) / gpus), 1.0),)
+    vcpus = float(host.total_vcpus or 0) / gpus
+    ram_mb = float(host.total_ram_mb or 0) / gpus
+    sizes = [1 << power for power in range(gpus.bit_length())]
+    return tuple((profile_mod.Shape(size, vcpus * size, ram_mb * size),
+                  1.0 / len(sizes)) for size in sizes)
 
 
 def free_resources(index):

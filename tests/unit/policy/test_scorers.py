@@ -252,6 +252,53 @@ class RegistryTest(base.BaseTestCase):
                                total)
 
 
+class ColdStartPriorTest(base.BaseTestCase):
+    """Before the mix says anything, the prior packs 1-GPU guests."""
+
+    def setUp(self):
+        super().setUp()
+        self.free = shapes.with_resources(shapes.dgx_8gpu('free'), 96,
+                                          10 ** 6, 96, 10 ** 6)
+        self.used = shapes.with_resources(
+            shapes.occupy(shapes.dgx_8gpu('used'), 0), 84, 10 ** 6, 96,
+            10 ** 6)
+        self.req = shapes.request(1, vcpus=12, ram_mb=1024)
+
+    def test_prior_mix_is_every_power_of_two_up_to_the_host(self):
+        idx = index.HostIndex(self.free)
+        self.assertEqual(
+            [(1, 12.0), (2, 24.0), (4, 48.0), (8, 96.0)],
+            [(shape.gpus, shape.vcpus)
+             for shape, _ in scorers.prior_mix(idx)])
+        self.assertAlmostEqual(
+            1.0, sum(share for _, share in scorers.prior_mix(idx)))
+
+    def test_nothing_learned_yet_packs(self):
+        fresh = scorers.FragmentationGradient()
+        self.assertGreater(score(fresh, self.used, self.req),
+                           score(fresh, self.free, self.req))
+
+    def test_a_mix_of_one_gpu_guests_ties_and_the_prior_packs(self):
+        """The cold start of a new cloud: 1-GPU guests only, so far."""
+        scorer = scorers.FragmentationGradient()
+        for _ in range(6):
+            scorer.observe(self.req)
+        self.assertGreater(score(scorer, self.used, self.req),
+                           score(scorer, self.free, self.req))
+
+    def test_the_learned_mix_outweighs_the_prior(self):
+        """Learned: 7-GPU guests. 'used' has exactly 7 free GPUs.
+
+        A 1-GPU guest there leaves 6 that no 7-GPU guest can use (+6);
+        on 'free' it leaves 7 for one (-1). The learned mix sends it to
+        'free' although the prior alone would pack it on 'used'.
+        """
+        scorer = scorers.FragmentationGradient()
+        scorer.observe(shapes.request(7, vcpus=84, ram_mb=1024))
+        self.assertGreater(score(scorer, self.free, self.req),
+                           score(scorer, self.used, self.req))
+
+
 class FragmentationGradientTest(base.BaseTestCase):
     """A profile of 1-GPU guests with 12 vCPUs, then one request."""
 
@@ -285,7 +332,8 @@ class FragmentationGradientTest(base.BaseTestCase):
         roomy = shapes.with_resources(shapes.dgx_8gpu('roomy'), 192, 10 ** 6)
         self.assertGreater(score(self.scorer, roomy, req),
                            score(self.scorer, tight, req))
-        self.assertEqual(0.5, score(self.scorer, roomy, req))
+        # 0.5 for the learned mix; the prior's tie-breaker is below 1e-5.
+        self.assertAlmostEqual(0.5, score(self.scorer, roomy, req), places=5)
 
     def test_plain_guest_keeps_off_gpus_it_would_strand(self):
         """No GPU, 48 vCPUs: 'cpu' (no GPU) beats 'dgx' (96 vCPUs).
