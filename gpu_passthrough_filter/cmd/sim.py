@@ -44,9 +44,11 @@ def build_parser():
         'openb: sample this many hosts (seeded); 0 = the whole fleet '
         '(default: 60)'))
     group.add_argument('--cpu-nodes', choices=('auto', 'yes', 'no'),
-                       default='no', help=(
-                           'openb: add the CPU-only nodes (auto: when the '
-                           'trace has plain VMs; default: no)'))
+                       default='auto', help=(
+                           'openb: add the cluster\'s CPU-only nodes, '
+                           'sampled in the same proportion as the GPU '
+                           'nodes (auto: when the trace has plain VMs; '
+                           'default: auto)'))
     group.add_argument('--shared-group-fraction', type=float, default=0.0,
                        help='openb: fraction of hosts whose GPUs sit in '
                        'shared two-GPU IOMMU groups (default: 0)')

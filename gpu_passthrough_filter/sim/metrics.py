@@ -19,7 +19,11 @@ Definitions (also in ``doc/source/admin/simulator.rst``):
 * *unallocated GPUs at X%*: fleet GPUs minus GPUs given when the arrived
   demand first reaches X%.
 * *isolation breaks*: GPU VMs that got a GPU whose IOMMU group holds a GPU
-  given to another VM, or a GPU whose isolation is ``unknown``.
+  given to another VM, or a GPU whose isolation is ``unknown``. A boot
+  onto a GPU whose group another guest holds fails in real Nova ("group is
+  not viable"): the simulator counts it as a
+* *failed boots*: boot attempts that failed that way (each one a retry on
+  the next alternate host; a VM whose attempts all fail is not placed).
 * *1 NUMA / 1 switch*: share of the placed multi-GPU VMs whose GPUs sit
   on one NUMA node (under one PCIe switch), among those VMs the fleet
   allows there (no more GPUs than its largest one-node or one-switch
@@ -63,6 +67,7 @@ class Summary:
     seconds: float = 0.0
     nova_pci_ms: float = 0.0
     project_ms: float = 0.0
+    failed_boots: int = 0
 
 
 #: Nova's own PCI scheduling: its PCI and NUMA filters and PCI weigher.
@@ -238,7 +243,8 @@ def summarize(result, fleet, typical_shape, upto=130):
         us_per_host=1e6 * statistics.fmean(per_host) if per_host else 0,
         curve=curve, seconds=result.seconds,
         nova_pci_ms=part_ms(placements, NOVA_PCI_PARTS),
-        project_ms=part_ms(placements, PROJECT_PARTS))
+        project_ms=part_ms(placements, PROJECT_PARTS),
+        failed_boots=sum(p.failed_boots for p in placements))
 
 
 def upper_bound_curve(placements, gpus_total, upto=130):

@@ -41,7 +41,8 @@ def summary_table(summaries, title):
     table = rich_table.Table(title=title)
     for column in ('policy', 'seeds', 'placed', 'GPUs given',
                    'unalloc@100%', 'unalloc@130%', 'failed by GPUs',
-                   '1 NUMA', '1 switch', 'iso breaks', 'stranded',
+                   '1 NUMA', '1 switch', 'iso breaks', 'failed boots',
+                   'stranded',
                    'ms/req', 'us/host', 'PCI ms', 'ours ms'):
         table.add_column(column, justify='left' if column == 'policy'
                          else 'right')
@@ -64,6 +65,7 @@ def summary_table(summaries, title):
             _fmt(_mean(r.one_switch_share for r in runs), '%.0f%%'
                  ) if runs[0].multi_gpu_vms else '-',
             _fmt(_mean(r.isolation_breaks for r in runs)),
+            _fmt(_mean(r.failed_boots for r in runs)),
             _fmt(_mean(r.stranded_gpus for r in runs)),
             _fmt(_mean(r.ms_per_request for r in runs), '%.1f'),
             _fmt(_mean(r.us_per_host for r in runs), '%.0f'),
@@ -75,7 +77,8 @@ def summary_table(summaries, title):
 SUMMARY_FIELDS = ('policy', 'seed', 'requests', 'placed', 'gpus_total',
                   'allocated', 'unallocated_100', 'unallocated_130',
                   'failed_by_gpus', 'multi_gpu_vms', 'one_numa_pct',
-                  'one_switch_pct', 'isolation_breaks', 'stranded_gpus',
+                  'one_switch_pct', 'isolation_breaks', 'failed_boots',
+                  'stranded_gpus',
                   'ms_per_request', 'us_per_host', 'seconds',
                   'nova_pci_ms_per_request', 'project_ms_per_request')
 
@@ -97,7 +100,8 @@ def write_csv(summaries, seeds, directory):
                          for item in summary.failed_by_gpus.items()),
                 summary.multi_gpu_vms, summary.one_numa_share,
                 summary.one_switch_share, summary.isolation_breaks,
-                summary.stranded_gpus, '%.3f' % summary.ms_per_request,
+                summary.failed_boots, summary.stranded_gpus,
+                '%.3f' % summary.ms_per_request,
                 '%.1f' % summary.us_per_host, '%.1f' % summary.seconds,
                 '%.3f' % summary.nova_pci_ms, '%.3f' % summary.project_ms])
     curve_path = directory / 'curve.csv'

@@ -69,6 +69,26 @@ PROJECT_OPTIONS = {'gpu_passthrough.weight_multiplier': 10.0,
                    'gpu_passthrough.max_candidates_per_host': 1}
 
 
+#: Plain nova tuned to pack, the stronger anchor (legacy PCI), each option
+#: from nova's own option help:
+#:
+#: * ``pci_weight_multiplier`` 10: "the PCI device affinity weigher computes
+#:   a weighting based on the number of PCI devices on the host and the
+#:   number requested": it keeps hosts with PCI devices for guests that ask
+#:   for them; x10 so that it outweighs the spreading weighers;
+#: * ``ram_weight_multiplier`` and ``cpu_weight_multiplier`` -1: "negative
+#:   values will tend to fill up (stack) hosts as much as possible before
+#:   scheduling to a less-used host";
+#: * ``io_ops_weight_multiplier`` 0: its default (-1) "will tend to
+#:   distribute the workload across more hosts", the opposite of packing.
+NOVA_PACKING_OPTIONS = {
+    'filter_scheduler.pci_weight_multiplier': 10.0,
+    'filter_scheduler.ram_weight_multiplier': -1.0,
+    'filter_scheduler.cpu_weight_multiplier': -1.0,
+    'filter_scheduler.io_ops_weight_multiplier': 0.0,
+}
+
+
 class PolicyError(ValueError):
     """A policy file is malformed."""
 
@@ -103,7 +123,7 @@ class Policy:
 
 
 def builtin_policies(numa_affinity='preferred'):
-    """The three policies of the default comparison.
+    """The four policies of the default comparison.
 
     :param numa_affinity: ``gpu_passthrough:numa_affinity`` of GPU flavors
         under the project's policy.
@@ -123,6 +143,9 @@ def builtin_policies(numa_affinity='preferred'):
                extra_specs=project_specs,
                description='GPUPassthroughFilter + GPUPassthroughWeigher '
                'added to nova defaults, PCI in Placement'),
+        Policy('nova-packing', options=dict(NOVA_PACKING_OPTIONS),
+               description="plain nova tuned to pack GPU hosts: PCIWeigher "
+               "x10, RAM and CPU weighers stacking, io_ops weigher off"),
     ]
 
 
@@ -257,6 +280,9 @@ class Placement:
         request (before nova's ``max_placement_results``).
     :param placement_steps: Placement's work for the request
         (:attr:`.placement.Answer.steps`).
+    :param failed_boots: boots that failed on a host before this one (or
+        before giving up): GPUs whose IOMMU group another guest holds
+        ("group is not viable"), each retried on the next alternate.
     """
     index: int
     request: typing.Any
@@ -267,6 +293,7 @@ class Placement:
     parts: typing.Dict[str, float] = dataclasses.field(default_factory=dict)
     placement_candidates: int = 0
     placement_steps: int = 0
+    failed_boots: int = 0
 
 
 @dataclasses.dataclass
@@ -289,6 +316,24 @@ def _claimed(before, after):
         if after.get(address, 0) < count:
             claimed.append(address)
     return tuple(sorted(claimed))
+
+
+_USAGE_FIELDS = ('vcpus_used', 'free_ram_mb', 'free_disk_mb',
+                 'disk_mb_used', 'num_instances', 'num_io_ops')
+
+
+def _usage(state):
+    """What ``consume_from_request`` changes on a host state, copied."""
+    return ({name: getattr(state, name) for name in _USAGE_FIELDS},
+            copy.deepcopy(state.pci_stats), copy.deepcopy(state.numa_topology))
+
+
+def _restore(state, saved):
+    fields, pci_stats, numa_topology = saved
+    for name, value in fields.items():
+        setattr(state, name, value)
+    state.pci_stats = pci_stats
+    state.numa_topology = numa_topology
 
 
 class Simulation(object):
@@ -328,6 +373,11 @@ class Simulation(object):
             ram_ratio)
         self.fresh_host_states = fresh_host_states
         self.read_seconds = 0.0
+        self.gpus = {(host.name, gpu.address): gpu
+                     for host in fleet.hosts for gpu in host.gpus}
+        self.shared_hosts = {host.name for host in fleet.hosts
+                             if any(gpu.group_gpus > 1 for gpu in host.gpus)}
+        self.group_owner = {}
         self._read_host_states()
         self.placement = placement.PlacementModel(
             placement_config, placement.provider_traits(fleet, aliases),
@@ -344,6 +394,15 @@ class Simulation(object):
     def _read_host_states(self):
         self.states = self.records.host_states()
         self.by_uuid = {state.uuid: state for state in self.states}
+
+    def _group_taken(self, host, gpus):
+        return any((host, self.gpus[(host, address)].iommu_group)
+                   in self.group_owner for address in gpus)
+
+    def _take_groups(self, host, gpus, index):
+        for address in gpus:
+            group = self.gpus[(host, address)].iommu_group
+            self.group_owner[(host, group)] = index
 
     def by_name(self, host):
         return next(state for state in self.states if state.host == host)
@@ -388,16 +447,32 @@ class Simulation(object):
         result = Placement(index, request, None, hosts_seen=len(hosts),
                            placement_candidates=answer.generated,
                            placement_steps=answer.steps)
+        # NOTE: nova-conductor tries the selected host, then its
+        # alternates, [scheduler] max_attempts hosts in all.
+        attempts = max(1, CONF.scheduler.max_attempts)
         for state in self._sorted_hosts(spec, hosts):
             if not state.allocation_candidates:
                 continue
+            if attempts == 0:
+                break
+            attempts -= 1
             mapping = state.allocation_candidates[0]['mappings']
             for group in spec.requested_resources:
                 group.provider_uuids = mapping[group.requester_id]
+            saved = (_usage(state) if state.host in self.shared_hosts
+                     else None)
             before = _free_addresses(state)
             state.consume_from_request(spec)
+            gpus = _claimed(before, _free_addresses(state))
+            if saved is not None and self._group_taken(state.host, gpus):
+                # The guest cannot start: its GPU's IOMMU group is open in
+                # another guest. The compute aborts the claim.
+                _restore(state, saved)
+                result.failed_boots += 1
+                continue
+            self._take_groups(state.host, gpus, index)
             result.host = state.host
-            result.gpus = _claimed(before, _free_addresses(state))
+            result.gpus = gpus
             break
         result.seconds = time.perf_counter() - start
         if self.fresh_host_states and result.host:

@@ -216,18 +216,22 @@ class TestMetricsOnRuns(SimTestCase):
         self.assertEqual([(p.host, p.gpus) for p in first.placements],
                          [(p.host, p.gpus) for p in again.placements])
 
-    def test_shared_groups_split_between_vms_count_as_breaks(self):
-        """nova knows no IOMMU groups: two 1-GPU VMs share a group."""
+    def test_a_guest_given_a_held_group_mate_fails_to_boot(self):
+        """nova knows no IOMMU groups: VM 'b' gets 'a''s group mate.
+
+        Real Nova fails that boot ("group is not viable") and, with one
+        host, has no alternate: 'b' is not placed, nothing is broken.
+        """
         sim_fleet = _fleet(hosts=1, shared=True)
         arrivals = [_vm(1, 'a'), _vm(1, 'b')]
         result = self.run_policy(sim_fleet, arrivals,
                                  runner.builtin_policies()[0])
-        groups = {sim_fleet.hosts[0].gpus[i].address:
-                  sim_fleet.hosts[0].gpus[i].iommu_group for i in range(8)}
-        self.assertEqual(groups[result.placements[0].gpus[0]],
-                         groups[result.placements[1].gpus[0]])
+        self.assertEqual(['host-0', None],
+                         [p.host for p in result.placements])
+        self.assertEqual(1, result.placements[1].failed_boots)
         summary = self.summary(sim_fleet, result, arrivals)
-        self.assertEqual(2, summary.isolation_breaks)
+        self.assertEqual((0, 1), (summary.isolation_breaks,
+                                  summary.failed_boots))
 
     def test_locality_shares_from_claimed_devices(self):
         sim_fleet = _fleet(hosts=1)
@@ -295,3 +299,45 @@ class TestPolicies(SimTestCase):
         self.assertEqual(tags.SHARED, pool[tags.ISOLATION])
         self.assertEqual('2', pool[tags.GROUP_GPUS])
         self.assertEqual(2, len(state.numa_topology.cells))
+
+
+class TestSharedGroupBootFailures(SimTestCase):
+    """A 4-GPU host whose GPUs sit in two shared 2-GPU IOMMU groups.
+
+    Four 1-GPU VMs. A guest given a GPU whose group mate another guest
+    holds cannot start ("group is not viable"): the simulator counts a
+    failed boot and tries the next alternate (none here), so no placed VM
+    shares a group and at most two of the four are placed.
+    """
+
+    arrivals = [_vm(1, 'small-%d' % i) for i in range(4)]
+
+    def _fleet(self):
+        return fleet.Fleet([fleet.SimHost(
+            'shared', vcpus=64, memory_mb=512 * 1024,
+            gpus=fleet.build_gpus(4, H100, shared_groups=True))])
+
+    def _groups(self, sim_fleet, result):
+        gpus = metrics.gpu_index(sim_fleet)
+        return [gpus[(p.host, a)].iommu_group
+                for p in result.placements for a in p.gpus]
+
+    def test_nova_default_boots_fail_instead_of_breaking_isolation(self):
+        sim_fleet = self._fleet()
+        result = self.run_policy(sim_fleet, self.arrivals,
+                                 runner.builtin_policies()[0])
+        summary = self.summary(sim_fleet, result, self.arrivals)
+        groups = self._groups(sim_fleet, result)
+        self.assertEqual(len(groups), len(set(groups)))
+        self.assertEqual(0, summary.isolation_breaks)
+        self.assertGreater(summary.failed_boots, 0)
+        self.assertEqual(4 - summary.placed, summary.failed_boots)
+        self.assertLessEqual(summary.placed, 2)
+
+    def test_project_policy_never_fails_a_boot(self):
+        sim_fleet = self._fleet()
+        result = self.run_policy(sim_fleet, self.arrivals,
+                                 runner.builtin_policies()[2])
+        summary = self.summary(sim_fleet, result, self.arrivals)
+        self.assertEqual(0, summary.failed_boots)
+        self.assertEqual(0, summary.isolation_breaks)
