@@ -70,8 +70,10 @@ class Summary:
     failed_boots: int = 0
 
 
-#: Nova's own PCI scheduling: its PCI and NUMA filters and PCI weigher.
+#: Nova's own PCI scheduling: its PCI and NUMA filters (or their fast
+#: forms) and PCI weigher.
 NOVA_PCI_PARTS = ('PciPassthroughFilter', 'NUMATopologyFilter',
+                  'FastPciPassthroughFilter', 'FastNUMATopologyFilter',
                   'PCIWeigher')
 
 #: This project's scheduler plugins.
