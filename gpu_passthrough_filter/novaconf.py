@@ -347,8 +347,8 @@ def missing_gpu_filters(text, defaults):
 def _add_nova_gpu_filters(text, key, item, present, default):
     """List nova's PciPassthroughFilter and NUMATopologyFilter if missing."""
     def transform(current):
-        missing = [name for name in NOVA_GPU_FILTERS
-                   if name not in current and FAST_FILTERS[name] not in current]
+        missing = [name for name in NOVA_GPU_FILTERS if
+                   name not in current and FAST_FILTERS[name] not in current]
         if not present or not missing:
             return current, []
         return current + missing, ['added %s' % name for name in missing]

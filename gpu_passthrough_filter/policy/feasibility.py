@@ -576,14 +576,14 @@ def _select(units, demands):
     if _search(units, demands, need, suffix, 0, chosen, models, budget):
         return list(chosen)
     if budget[0] <= 0:
+        asked = ' + '.join('%d x %s' % (d.count, '/'.join(sorted(d.models))
+                                        if d.models else 'any')
+                           for d in demands)
         LOG.warning(
             'GPU-set search stopped after %(steps)d steps over %(units)d '
             'IOMMU groups or GPUs for %(demands)s; this scope is treated as '
             'not fitting', {'steps': _SEARCH_BUDGET, 'units': len(units),
-                            'demands': ' + '.join(
-                                '%d x %s' % (d.count, '/'.join(sorted(d.models))
-                                             if d.models else 'any')
-                                for d in demands)})
+                            'demands': asked})
     return None
 
 

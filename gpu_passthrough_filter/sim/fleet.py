@@ -21,8 +21,8 @@ Pure module: no nova, oslo or openstacksdk import (nova objects are built
 from these values in :mod:`gpu_passthrough_filter.sim.nova_env`).
 """
 
-import csv
 import collections
+import csv
 import dataclasses
 import os
 import pathlib
@@ -237,8 +237,11 @@ def build_gpus(count, model, layouts=None, shared_groups=False):
 
 
 def _bus_step(slots):
-    """Bus numbers between two GPUs of one NUMA node: 0x10, or less so
-    that 16 or 64 GPUs still fit in the 256 buses of one PCI domain."""
+    """Bus numbers between two GPUs of one NUMA node.
+
+    0x10, or less so that 16 or 64 GPUs still fit in the 256 buses of one
+    PCI domain.
+    """
     nodes = max((numa for numa, _ in slots), default=0)
     per_node = max(collections.Counter(n for n, _ in slots).values(),
                    default=1)
