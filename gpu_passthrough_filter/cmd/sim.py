@@ -79,6 +79,10 @@ def build_parser():
     group.add_argument('--only', default='',
                        help='comma-separated policy names to run')
     group.add_argument('--max-placement-results', type=int, default=1000)
+    group.add_argument('--scheduler-workers', type=_positive_int, default=1,
+                       help='nova-scheduler workers: requests go to them in '
+                       'turn and each learns its own request mix, as '
+                       'separate processes do (default: 1)')
     group.add_argument('--placement', default='recommended', choices=(
         'recommended', 'default'), help=(
         "the modelled Placement's options: the project's recommended "
@@ -171,6 +175,7 @@ def _run_job(args, policy, seed, progress_queue=None):
         progress=progress_queue, cpu_ratio=args.cpu_allocation_ratio,
         ram_ratio=args.ram_allocation_ratio,
         max_placement_results=args.max_placement_results,
+        workers=args.scheduler_workers,
         placement_config=_placement_config(
             args.placement, args.max_allocation_candidates))
     summary = metrics.summarize(
@@ -210,6 +215,17 @@ def _run_all(args, jobs, console):
                     seeds.append(seed)
                     bar.advance(task)
     return summaries, seeds, bound
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError('%r is not a positive integer'
+                                         % text)
+    return value
 
 
 def _positive(text):

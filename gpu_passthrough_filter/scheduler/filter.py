@@ -52,6 +52,10 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
     # nova's own PciPassthroughFilter, which does not run on rebuild).
     RUN_ON_REBUILD = False
 
+    #: Where the filtered requests are recorded for GPUPassthroughWeigher:
+    #: the process's log (one per nova-scheduler worker).
+    requests = request_log.REQUESTS
+
     def filter_all(self, filter_obj_list, spec_obj):
         """Filter the hosts, then record the request for the weigher.
 
@@ -64,7 +68,7 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
         passed = list(super(GPUPassthroughFilter, self).filter_all(
             hosts, spec_obj))
         try:
-            request_log.REQUESTS.record(spec_obj, host_view.request_seen(
+            self.requests.record(spec_obj, host_view.request_seen(
                 passed or hosts, spec_obj, CONF.gpu_passthrough,
                 CONF.filter_scheduler.pci_in_placement))
         except extra_specs.InvalidExtraSpec:

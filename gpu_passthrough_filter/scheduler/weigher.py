@@ -82,7 +82,10 @@ class GPUPassthroughWeigher(weights.BaseHostWeigher):
         #: Scorers that learn from every request (``observe(request)``).
         self.observers = [scorer for scorer in self.scorers.values()
                           if callable(getattr(scorer, 'observe', None))]
-        self._cursor = request_log.REQUESTS.cursor()
+        #: Where GPUPassthroughFilter records the requests: the process's
+        #: log (one per nova-scheduler worker).
+        self.requests = request_log.REQUESTS
+        self._cursor = self.requests.cursor()
 
     def weigh_objects(self, weighed_obj_list, weight_properties):
         """Show the requests to the learning scorers, then weigh each host.
@@ -107,8 +110,8 @@ class GPUPassthroughWeigher(weights.BaseHostWeigher):
             weighed_obj_list, weight_properties)
 
     def _observe(self, weighed_obj_list, spec_obj):
-        self._cursor, requests = request_log.REQUESTS.since(self._cursor)
-        if request_log.REQUESTS.last_spec is not spec_obj:
+        self._cursor, requests = self.requests.since(self._cursor)
+        if self.requests.last_spec is not spec_obj:
             # NOTE: GPUPassthroughFilter did not record this request (it is
             # not enabled): learn from what the weigher sees.
             requests.append(host_view.request_seen(

@@ -190,13 +190,19 @@ def pci_pools(host, topology, aliases, pci_in_placement, compute_id):
 
 def compute_node(host, index, aliases, pci_in_placement, cpu_ratio=1.0,
                  ram_ratio=1.0):
-    """A real ``objects.ComputeNode`` for a simulated host, unused."""
+    """A real ``objects.ComputeNode`` for a simulated host, unused.
+
+    As nova-compute's resource tracker reports an idle host: the RAM
+    ``[DEFAULT] reserved_host_memory_mb`` keeps for the host counts as used
+    (and Placement's MEMORY_MB inventory reserves it).
+    """
     topology = numa_topology(host)
+    reserved = min(CONF.reserved_host_memory_mb, host.memory_mb)
     return objects.ComputeNode(
         id=index + 1, uuid=sim_uuid('cn', host.name), host=host.name,
         hypervisor_hostname=host.name, vcpus=host.vcpus, vcpus_used=0,
-        memory_mb=host.memory_mb, free_ram_mb=host.memory_mb,
-        memory_mb_used=0, local_gb=host.disk_gb, local_gb_used=0,
+        memory_mb=host.memory_mb, free_ram_mb=host.memory_mb - reserved,
+        memory_mb_used=reserved, local_gb=host.disk_gb, local_gb_used=0,
         free_disk_gb=host.disk_gb, disk_available_least=host.disk_gb,
         cpu_allocation_ratio=cpu_ratio, ram_allocation_ratio=ram_ratio,
         disk_allocation_ratio=1.0, running_vms=0, current_workload=0,

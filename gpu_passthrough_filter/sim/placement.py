@@ -123,8 +123,13 @@ def fits_resources(state, spec):
     vcpu_cap = state.vcpus_total * (state.cpu_allocation_ratio or 1.0)
     if state.vcpus_used + spec.vcpus > vcpu_cap:
         return False
-    ram_cap = state.total_usable_ram_mb * (state.ram_allocation_ratio or 1.0)
-    ram_used = state.total_usable_ram_mb - state.free_ram_mb
+    # NOTE: Placement's capacity is (total - reserved) x ratio; the host
+    # state counts the reserved RAM as used (the resource tracker does).
+    reserved = min(nova_env.CONF.reserved_host_memory_mb,
+                   state.total_usable_ram_mb)
+    ram_cap = ((state.total_usable_ram_mb - reserved) *
+               (state.ram_allocation_ratio or 1.0))
+    ram_used = state.total_usable_ram_mb - state.free_ram_mb - reserved
     return ram_used + spec.memory_mb <= ram_cap
 
 

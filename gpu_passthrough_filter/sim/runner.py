@@ -36,6 +36,7 @@ from nova.pci import request as pci_request
 from nova.scheduler import filters as nova_filters
 from nova.scheduler import weights as nova_weights
 
+from gpu_passthrough_filter.scheduler import request_log
 from gpu_passthrough_filter.sim import nova_env
 from gpu_passthrough_filter.sim import placement
 
@@ -318,6 +319,24 @@ def _claimed(before, after):
     return tuple(sorted(claimed))
 
 
+class _Worker(object):
+    """One nova-scheduler worker: its own plugins and request log."""
+
+    def __init__(self, policy, parts):
+        self.filters = load_filters(policy)
+        self.weighers = load_weighers(policy)
+        own_log = request_log.RequestLog()
+        for plugin in self.filters[1] + self.weighers[1]:
+            if hasattr(plugin, 'requests'):
+                plugin.requests = own_log
+                if hasattr(plugin, '_cursor'):
+                    plugin._cursor = own_log.cursor()
+        for plugin in self.filters[1]:
+            _time_calls(plugin, _filter_method(plugin), parts)
+        for plugin in self.weighers[1]:
+            _time_calls(plugin, 'weigh_objects', parts)
+
+
 _USAGE_FIELDS = ('vcpus_used', 'free_ram_mb', 'free_disk_mb',
                  'disk_mb_used', 'num_instances', 'num_io_ops')
 
@@ -354,20 +373,25 @@ class Simulation(object):
         set of host states lives through the run and each placement is
         consumed on it (cheaper, and the same placements while nothing
         reads per-request state such as in-flight I/O operations).
+    :param workers: nova-scheduler workers; requests go to them in turn
+        and each learns the request mix from its own requests only, as
+        separate processes do.
     """
 
     def __init__(self, fleet, policy, aliases, seed=0, cpu_ratio=1.0,
                  ram_ratio=1.0, max_placement_results=1000,
                  placement_config=placement.RECOMMENDED,
-                 fresh_host_states=False):
+                 fresh_host_states=False, workers=1):
         self.fleet = fleet
         self.policy = policy
         self.aliases = aliases
         self.random = random.Random(seed)
         self.max_results = max_placement_results
         configure(policy, aliases)
-        self.filter_handler, self.filters = load_filters(policy)
-        self.weight_handler, self.weighers = load_weighers(policy)
+        self.parts = collections.Counter()
+        self.workers = [_Worker(policy, self.parts)
+                        for _ in range(max(1, workers))]
+        self._use_worker(0)
         self.records = nova_env.ComputeRecords(
             fleet.hosts, aliases, policy.pci_in_placement, cpu_ratio,
             ram_ratio)
@@ -382,14 +406,14 @@ class Simulation(object):
         self.placement = placement.PlacementModel(
             placement_config, placement.provider_traits(fleet, aliases),
             seed=seed)
-        self.parts = collections.Counter()
-        for plugin in self.filters:
-            _time_calls(plugin, _filter_method(plugin), self.parts)
-        for plugin in self.weighers:
-            _time_calls(plugin, 'weigh_objects', self.parts)
 
     def close(self):
         reset(self.policy)
+
+    def _use_worker(self, number):
+        worker = self.workers[number % len(self.workers)]
+        self.filter_handler, self.filters = worker.filters
+        self.weight_handler, self.weighers = worker.weighers
 
     def _read_host_states(self):
         self.states = self.records.host_states()
@@ -430,6 +454,7 @@ class Simulation(object):
         """Place one request; returns a :class:`Placement`."""
         spec = nova_env.request_spec(request, index,
                                      self.policy.extra_specs)
+        self._use_worker(index)
         if self.fresh_host_states:
             started = time.perf_counter()
             self._read_host_states()
@@ -471,6 +496,10 @@ class Simulation(object):
                 result.failed_boots += 1
                 continue
             self._take_groups(state.host, gpus, index)
+            # NOTE: the build is over before the next request: nova counts
+            # in-flight builds, resizes and snapshots as I/O operations
+            # (IoOpsFilter, IoOpsWeigher), not the guests a host runs.
+            state.num_io_ops = max(0, state.num_io_ops - 1)
             result.host = state.host
             result.gpus = gpus
             break

@@ -12,15 +12,16 @@
 """The simulator's loop through nova's real scheduler code, small fleets.
 
 Known optimum: two 8-GPU hosts, four 1-GPU VMs then one 8-GPU VM. Packing
-the small VMs on one host places everything (12 GPUs); spreading them (the
-RAM and CPU weighers of nova's defaults) leaves no host with 8 free GPUs:
-the 8-GPU VM fails and 4 GPUs stay unallocated.
+the small VMs on one host places everything (12 GPUs); spreading them
+leaves no host with 8 free GPUs: the 8-GPU VM fails and 4 GPUs stay
+unallocated.
 """
 
 from oslo_config import cfg
 from oslo_config import fixture as config_fixture
 from oslotest import base
 
+from gpu_passthrough_filter.scheduler import request_log
 from gpu_passthrough_filter.sim import fleet
 from gpu_passthrough_filter.sim import metrics
 from gpu_passthrough_filter.sim import nova_env
@@ -71,16 +72,24 @@ class TestKnownOptimum(SimTestCase):
 
     arrivals = [_vm(1, 'small-%d' % i) for i in range(4)] + [_vm(8, 'big')]
 
-    def test_spreading_nova_default_strands_the_big_vm(self):
-        """nova-default: small VMs on both hosts, the 8-GPU VM fails."""
+    def test_nova_default_packs_when_builds_are_over(self):
+        """nova-default, each build over before the next request.
+
+        With no build in flight IoOpsWeigher sees 0 everywhere, and
+        PCIWeigher (which keeps hosts with free PCI devices for PCI
+        requests, and counts them) outweighs the RAM and CPU weighers,
+        whose weights nova normalises against 0 (0.97 against 1 after one
+        small VM): the small VMs stack on one host and the big VM fits.
+        An earlier simulator counted every guest ever placed as an I/O
+        operation and made nova-default spread here.
+        """
         sim_fleet = _fleet()
         result = self.run_policy(sim_fleet, self.arrivals,
                                  runner.builtin_policies()[0])
-        hosts = {p.host for p in result.placements[:4]}
-        self.assertEqual({'host-0', 'host-1'}, hosts)
+        self.assertEqual(1, len({p.host for p in result.placements[:4]}))
         summary = self.summary(sim_fleet, result, self.arrivals)
-        self.assertEqual({8: 1}, summary.failed_by_gpus)
-        self.assertEqual(4, summary.allocated)
+        self.assertEqual({}, summary.failed_by_gpus)
+        self.assertEqual(0, max(s.num_io_ops for s in result.states.values()))
 
     def test_packing_policy_reaches_the_optimum(self):
         """Stacking weighers: small VMs on one host, the big VM fits."""
@@ -341,3 +350,31 @@ class TestSharedGroupBootFailures(SimTestCase):
         summary = self.summary(sim_fleet, result, self.arrivals)
         self.assertEqual(0, summary.failed_boots)
         self.assertEqual(0, summary.isolation_breaks)
+
+
+class TestSchedulerWorkers(SimTestCase):
+    """Each worker learns the request mix from its own requests only."""
+
+    def test_requests_alternate_and_each_weigher_learns_its_own(self):
+        sim_fleet = _fleet(hosts=2)
+        arrivals = [_vm(1, 'one-%d' % i) for i in range(3)] + [
+            _vm(2, 'two-%d' % i) for i in range(3)]
+        aliases = nova_env.AliasBook(sim_fleet.models(),
+                                     [r.models for r in arrivals])
+        simulation = runner.Simulation(
+            sim_fleet, runner.builtin_policies()[2], aliases, workers=2)
+        self.addCleanup(simulation.close)
+        for index, request in enumerate(arrivals):
+            simulation.schedule(index, request)
+        logs = []
+        for worker in simulation.workers:
+            gpu_filter = next(f for f in worker.filters[1]
+                              if type(f).__name__ == 'GPUPassthroughFilter')
+            weigher = next(w for w in worker.weighers[1]
+                           if type(w).__name__ == 'GPUPassthroughWeigher')
+            self.assertIs(gpu_filter.requests, weigher.requests)
+            self.assertIsNot(request_log.REQUESTS, weigher.requests)
+            _, recorded = weigher.requests.since(0)
+            logs.append([request.gpu_count for request in recorded])
+        # Worker 0 saw requests 0, 2, 4; worker 1 saw 1, 3, 5.
+        self.assertEqual([[1, 1, 2], [1, 2, 2]], logs)
