@@ -31,6 +31,7 @@ Filtering, weighing and consumption are nova's handlers and
 ``HostState.consume_from_request``; see :mod:`.runner` for the loop.
 """
 
+import collections
 import datetime
 import json
 import uuid
@@ -105,11 +106,20 @@ class AliasBook(object):
             for model in self.fleet_models.values():
                 entries.append(_legacy_alias(ANY_ALIAS, model))
             for models in self.model_sets:
-                for name in models:
-                    if name in self.fleet_models:
-                        entries.append(_legacy_alias(
-                            alias_name(models), self.fleet_models[name]))
+                known = [self.fleet_models[name] for name in models
+                         if name in self.fleet_models]
+                # NOTE: a flavor may name a model the (sampled) fleet lacks;
+                # its alias must still exist, or nova refuses the flavor
+                # (PciRequestAliasNotDefined) instead of finding no host.
+                for model in known or [_ABSENT_MODEL]:
+                    entries.append(_legacy_alias(alias_name(models), model))
         return [json.dumps(entry) for entry in entries]
+
+
+#: The device ids of a model set with no GPU in the fleet: ids no device
+#: has (PCI vendor 0xffff is "no device"), so the request finds no host.
+_ABSENT_MODEL = collections.namedtuple('Ids', 'vendor_id product_id')(
+    'ffff', 'ffff')
 
 
 def _legacy_alias(name, model):

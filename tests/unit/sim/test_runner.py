@@ -378,3 +378,17 @@ class TestSchedulerWorkers(SimTestCase):
             logs.append([request.gpu_count for request in recorded])
         # Worker 0 saw requests 0, 2, 4; worker 1 saw 1, 3, 5.
         self.assertEqual([[1, 1, 2], [1, 2, 2]], logs)
+
+
+class TestAbsentModel(SimTestCase):
+    """A flavor naming a GPU model the fleet lacks finds no host."""
+
+    def test_no_host_instead_of_an_undefined_alias(self):
+        sim_fleet = _fleet(hosts=1)
+        arrivals = [workload.VMRequest('a100-vm', 4, 16384, 1,
+                                       models=('A100',)), _vm(1)]
+        for policy in runner.builtin_policies()[:3]:
+            result = self.run_policy(sim_fleet, arrivals, policy)
+            self.assertEqual([None, 'host-0'],
+                             [p.host for p in result.placements],
+                             policy.name)
