@@ -57,18 +57,13 @@ def device_spec(choice, report_in_placement=False):
     :param report_in_placement: add ``resource_class`` and ``traits``.
     """
     gpu = choice.gpu
-    spec = {
-        'address': gpu.address,
-        'vendor_id': gpu.vendor,
-        'product_id': gpu.device,
-        tags.IOMMU_GROUP: _text(gpu.iommu_group),
-        tags.ISOLATION: gpu.isolation,
-        tags.SWITCH: gpu.switch or tags.NO_SWITCH,
-        tags.ROOT: gpu.root_complex or gpu.root_port or tags.UNKNOWN,
-        tags.NUMA_NODE: _text(gpu.numa_node, missing='-1'),
-        tags.MODEL: gpu.model,
-        tags.GROUP_GPUS: str(choice.group_gpus),
-    }
+    spec = {'address': gpu.address, 'vendor_id': gpu.vendor,
+            'product_id': gpu.device}
+    spec.update(tags.encode(tags.GPUTags(
+        iommu_group=gpu.iommu_group, isolation=gpu.isolation,
+        switch=gpu.switch, root=gpu.root_complex or gpu.root_port,
+        numa_node=gpu.numa_node, model=gpu.model,
+        group_gpus=choice.group_gpus)))
     if report_in_placement:
         spec['resource_class'] = traits.model_resource_class(gpu.vendor,
                                                              gpu.device)
@@ -233,10 +228,6 @@ class NovaPciPublisher(base.Publisher):
 
 def _dumps(entry):
     return json.dumps(entry, sort_keys=True)
-
-
-def _text(value, missing=tags.UNKNOWN):
-    return missing if value is None else str(value)
 
 
 def _one_line(text):

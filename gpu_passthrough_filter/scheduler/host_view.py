@@ -271,7 +271,7 @@ def _kind_verdict(pool):
 
 def _pool_gpus(pool, is_tagged, untagged_isolation):
     """GPUs of one pool (one per free device; nova pools hold one)."""
-    count = _integer(pool.get('count'))
+    count = tags.decode_integer(pool.get('count'))
     if count is None or count < 1:
         return []
     if count > MAX_POOL_DEVICES:
@@ -292,7 +292,7 @@ def _pool_gpus(pool, is_tagged, untagged_isolation):
         fields = _tagged_fields(pool)
     else:
         fields = dict(isolation=untagged_isolation,
-                      numa_node=_node(pool.get('numa_node')))
+                      numa_node=tags.decode_node(pool.get('numa_node')))
     # NOTE: pools of type-PCI devices are split by address and count 1;
     # a pool counting more (VFs of one PF) gets numbered extra members.
     addresses = [address] + ['%s#%d' % (address, i) for i in range(1, count)]
@@ -301,23 +301,17 @@ def _pool_gpus(pool, is_tagged, untagged_isolation):
 
 
 def _tagged_fields(pool):
-    # Every tag is read defensively: a malformed value means "unknown",
-    # never an error (the pools come from each compute's own config file).
-    isolation = pool.get(tags.ISOLATION)
-    isolation = isolation.lower() if isinstance(isolation, str) else None
-    if isolation not in tags.ISOLATION_VERDICTS:
-        isolation = tags.UNKNOWN
-    numa_node = _node(pool.get(tags.NUMA_NODE))
+    decoded = tags.decode(pool)
+    numa_node = decoded.numa_node
     if numa_node is None:
-        numa_node = _node(pool.get('numa_node'))
-    return dict(isolation=isolation, numa_node=numa_node,
-                iommu_group=_identifier(pool.get(tags.IOMMU_GROUP)),
-                switch=_identifier(pool.get(tags.SWITCH)),
-                root=_identifier(pool.get(tags.ROOT)))
+        numa_node = tags.decode_node(pool.get('numa_node'))
+    return dict(isolation=decoded.isolation, numa_node=numa_node,
+                iommu_group=decoded.iommu_group, switch=decoded.switch,
+                root=decoded.root)
 
 
 def _note_group_size(pool, pool_gpus, group_sizes):
-    size = _integer(pool.get(tags.GROUP_GPUS))
+    size = tags.decode_integer(pool.get(tags.GROUP_GPUS))
     group = pool_gpus[0].iommu_group if pool_gpus else None
     if group is not None and size is not None and size > 0:
         group_sizes[group] = max(size, group_sizes.get(group, 0))
@@ -372,20 +366,6 @@ def _hex(value):
     return value.strip().lower() if isinstance(value, str) else ''
 
 
-def _integer(value):
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    # NOTE: str.isdigit() accepts '¹' and other digits int() refuses;
-    # only ASCII decimal digits are a count or a node.
-    text = value.strip() if isinstance(value, str) else ''
-    digits = text[1:] if text.startswith('-') else text
-    if digits and digits.isascii() and digits.isdigit():
-        return int(text)
-    return None
-
-
 def _number(value):
     if isinstance(value, bool) or value is None:
         return None
@@ -394,22 +374,6 @@ def _number(value):
     except (TypeError, ValueError):
         return None
     return number if number == number else None  # NaN is unknown
-
-
-def _node(value):
-    node = _integer(value)
-    return node if node is not None and node >= 0 else None
-
-
-def _identifier(value):
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str):
-        return None
-    value = value.strip().lower()
-    if not value or value in (tags.NO_SWITCH, tags.UNKNOWN, '-1'):
-        return None
-    return value
 
 
 # -- request spec -> GPU request ----------------------------------------------
@@ -656,7 +620,7 @@ def _pci_asks(spec_obj):
         # (SR-IOV NICs), never from a GPU flavor.
         if _field(request, 'alias_name') is None:
             continue
-        count = _integer(_field(request, 'count'))
+        count = tags.decode_integer(_field(request, 'count'))
         if not count or count < 1:
             LOG.warning('PCI request %(id)s (alias %(alias)s) asks for '
                         '%(count)r devices; not a GPU demand',

@@ -102,15 +102,11 @@ class SimGPU:
 
     def device_spec_tags(self):
         """The tags the agent writes into this GPU's ``device_spec``."""
-        return {
-            tags.IOMMU_GROUP: self.iommu_group,
-            tags.ISOLATION: self.isolation,
-            tags.SWITCH: self.switch,
-            tags.ROOT: self.root,
-            tags.NUMA_NODE: str(self.numa_node),
-            tags.MODEL: self.model.model_tag,
-            tags.GROUP_GPUS: str(self.group_gpus),
-        }
+        return tags.encode(tags.GPUTags(
+            iommu_group=self.iommu_group, isolation=self.isolation,
+            switch=None if self.switch == tags.NO_SWITCH else self.switch,
+            root=self.root, numa_node=self.numa_node,
+            model=self.model.model_tag, group_gpus=self.group_gpus))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -180,15 +180,11 @@ def agent_tags(gpu, group_gpus):
     root = gpu.root
     if root is None:
         root = 'pci0000:%02x' % (0x80 * gpu.numa_node)
-    return {
-        tags.IOMMU_GROUP: str(gpu.iommu_group),
-        tags.ISOLATION: isolation,
-        tags.SWITCH: gpu.switch,
-        tags.ROOT: root,
-        tags.NUMA_NODE: str(gpu.numa_node),
-        tags.MODEL: gpu.model.model_tag,
-        tags.GROUP_GPUS: str(group_gpus),
-    }
+    return tags.encode(tags.GPUTags(
+        iommu_group=gpu.iommu_group, isolation=isolation,
+        switch=None if gpu.switch == tags.NO_SWITCH else gpu.switch,
+        root=root, numa_node=gpu.numa_node, model=gpu.model.model_tag,
+        group_gpus=group_gpus))
 
 
 def device_spec(gpu, group_gpus, tagged=True):

@@ -122,7 +122,7 @@ class ValueParsingTest(fakes.TestCase):
         """'¹' and '٣' pass str.isdigit() but are no count (hypothesis)."""
         cases = {'3': 3, ' -1 ': -1, '¹': None, '٣': None, '-': None,
                  '': None, True: None, 7: 7, '0x10': None}
-        self.assertEqual(cases, {value: host_view._integer(value)
+        self.assertEqual(cases, {value: tags.decode_integer(value)
                                  for value in cases})
 
 
