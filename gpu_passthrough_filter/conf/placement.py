@@ -34,8 +34,6 @@ options of this group. Unset: use the options of this group.
 """),
 ]
 
-DEFAULT_SERVICE_TYPE = 'placement'
-
 
 def register_opts(conf):
     conf.register_group(GROUP)

@@ -23,21 +23,6 @@ port's address (:data:`gpu_passthrough_filter.tags.SWITCH`).
 Pure module: no nova, oslo or openstacksdk import.
 """
 
-import enum
-
-
-class Locality(enum.IntEnum):
-    """How close two GPUs are; lower is closer (faster peer-to-peer)."""
-    #: Under one PCIe switch: P2P traffic stays in the switch.
-    SAME_SWITCH = 0
-    #: Same root complex (host bridge), different or no switches.
-    SAME_ROOT = 1
-    #: Same NUMA node, different root complexes.
-    SAME_NUMA = 2
-    #: Different NUMA nodes, or a NUMA node is unknown: traffic may cross
-    #: the inter-socket link, and nothing better can be proven.
-    CROSS_NUMA = 3
-
 
 def parse_cpulist(text):
     """``"0-7,16-23"`` -> sorted CPU numbers.
@@ -145,36 +130,3 @@ def switch_upstream_port(parents):
     if not switch_ports:
         return None
     return switch_ports[(len(switch_ports) - 1) // 2 * 2]
-
-
-def pair_locality(gpu_a, gpu_b):
-    """How close two GPUs are, as a :class:`Locality`.
-
-    Rule: same switch beats same root complex beats same NUMA node; any
-    unknown that could hide a cross-socket path counts as cross-NUMA.
-
-    :param gpu_a: a :class:`~.model.GPU`.
-    :param gpu_b: another one.
-    """
-    if gpu_a.switch is not None and gpu_a.switch == gpu_b.switch:
-        return Locality.SAME_SWITCH
-    if gpu_a.root_complex is not None and \
-            gpu_a.root_complex == gpu_b.root_complex:
-        return Locality.SAME_ROOT
-    if gpu_a.numa_node is not None and gpu_a.numa_node == gpu_b.numa_node:
-        return Locality.SAME_NUMA
-    return Locality.CROSS_NUMA
-
-
-def switch_groups(gpus):
-    """GPUs by switch: upstream port address -> sorted GPU addresses.
-
-    GPUs directly under a root port are left out.
-
-    :param gpus: :class:`~.model.GPU` objects.
-    """
-    groups = {}
-    for gpu in gpus:
-        if gpu.switch is not None:
-            groups.setdefault(gpu.switch, []).append(gpu.address)
-    return {switch: sorted(members) for switch, members in groups.items()}

@@ -20,10 +20,8 @@ and values are a published interface: never rename one.
 Pure module: no nova, oslo or openstacksdk import.
 """
 
-import collections
 import collections.abc
 import dataclasses
-import re
 import typing
 
 from gpu_passthrough_filter.policy import model
@@ -129,14 +127,6 @@ POLICY_SPECS = (
         enum_type=model.Locality),
 )
 
-#: The same table by full extra spec name.
-SPECS_BY_NAME = collections.OrderedDict(
-    (spec.name, spec) for spec in POLICY_SPECS)
-
-
-#: A count in the alias spec: decimal digits only.
-_COUNT = re.compile(r'^[0-9]+$')
-
 
 class Policies(typing.NamedTuple):
     """The three policies of one flavor."""
@@ -189,44 +179,3 @@ def parse_policies(extra_specs, defaults=None):
         else:
             values.append(_convert(spec, _default_for(spec, defaults)))
     return Policies(*values)
-
-
-def parse_alias_spec(value):
-    """Parse nova's ``pci_passthrough:alias`` value.
-
-    Nova's syntax is ``name:count[,name:count...]``, e.g.
-    ``"h100:2,a100:1"``; spaces around names and counts are ignored.
-
-    :param value: the extra spec value.
-    :returns: a list of ``(alias name, count)`` in the given order.
-    :raises InvalidExtraSpec: for an empty name, a missing or
-        non-positive count.
-    """
-    allowed = 'a comma-separated list of <alias>:<count>, count >= 1'
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidExtraSpec(ALIAS_SPEC, value, allowed)
-    result = []
-    for part in value.split(','):
-        name, sep, count = part.partition(':')
-        name, count = name.strip(), count.strip()
-        if not sep or not name or not _COUNT.match(count):
-            raise InvalidExtraSpec(ALIAS_SPEC, value, allowed)
-        if int(count) < 1:
-            raise InvalidExtraSpec(ALIAS_SPEC, value, allowed)
-        result.append((name, int(count)))
-    return result
-
-
-def build_demands(alias_counts, alias_models):
-    """Turn parsed aliases into :class:`~.model.GPUDemand` objects.
-
-    :param alias_counts: ``[(alias name, count), ...]`` from
-        :func:`parse_alias_spec`.
-    :param alias_models: mapping GPU alias name -> iterable of accepted
-        models (``"vendor:product"``; empty accepts any model). Aliases
-        missing here are not GPU aliases (e.g. a NIC) and give no demand.
-    :returns: a tuple of :class:`~.model.GPUDemand`.
-    """
-    return tuple(
-        model.GPUDemand(count, frozenset(alias_models[name]))
-        for name, count in alias_counts if name in alias_models)

@@ -11,9 +11,8 @@
 # under the License.
 """Which GPU sets of one host can a request get, and which is best.
 
-Three entry points, all pure functions of plain data:
+Two entry points, pure functions of plain data:
 
-* :func:`usable_gpus`: the GPUs that the isolation policy allows to give.
 * :func:`find_sets` / :func:`best_set`: build the best sets directly, block
   by block, never by enumerating combinations. The candidate scopes are
   every PCIe switch, every NUMA node and the whole host; in each scope the
@@ -38,6 +37,7 @@ import typing
 
 from gpu_passthrough_filter.policy import index as index_mod
 from gpu_passthrough_filter.policy import model
+from gpu_passthrough_filter import tags
 
 #: How many units the exact search may visit per scope before it gives up
 #: on that scope (the greedy first try succeeds without backtracking for
@@ -134,29 +134,13 @@ class SetEvaluation(typing.NamedTuple):
 
 # -- topology scores: pair -> set ------------------------------------------
 
-def pair_score(first, second):
-    """Locality of two GPUs as a :class:`LocalityLevel`.
-
-    Rule: the same known switch is SWITCH, the same known NUMA node is
-    NUMA, anything else (including any unknown value) is CROSS.
-
-    :param first: a :class:`~.model.GPU`.
-    :param second: a :class:`~.model.GPU`.
-    """
-    if first.switch is not None and first.switch == second.switch:
-        return LocalityLevel.SWITCH
-    if first.numa_node is not None and first.numa_node == second.numa_node:
-        return LocalityLevel.NUMA
-    return LocalityLevel.CROSS
-
-
 def set_level(gpus):
     """Locality of a set of GPUs as a :class:`LocalityLevel`.
 
     Rule: the weakest pair decides; a single GPU has no peers, so it is
     NUMA when its NUMA node is known and CROSS otherwise. Computed from
     the set's switches and NUMA nodes in O(len(gpus)), which equals the
-    minimum of :func:`pair_score` over all pairs.
+    weakest of its pairs (same known switch, then same known NUMA node).
 
     :param gpus: an iterable of :class:`~.model.GPU`.
     """
@@ -252,29 +236,6 @@ def describe_request(request):
         plural = 'GPU' if demand.count == 1 else 'GPUs'
         parts.append('%d %s of %s' % (demand.count, plural, models))
     return ' + '.join(parts) or 'no GPU'
-
-
-# -- usable GPUs --------------------------------------------------------------
-
-def usable_gpus(host, request):
-    """Free GPUs that may be given to ``request`` under its isolation.
-
-    A GPU whose IOMMU group holds a busy GPU is never usable (VFIO would
-    refuse the group); with strict isolation GPUs of unknown isolation
-    are not usable and shared GPUs are usable as whole groups only (see
-    :func:`find_sets`). Only models some demand accepts are returned.
-
-    :param host: a :class:`~.model.HostView` or :class:`.HostIndex`.
-    :param request: a :class:`~.model.GPURequest`.
-    :returns: a tuple of :class:`~.model.GPU`, sorted by address.
-    """
-    idx = index_mod.as_index(host)
-    demands = _demands(request)
-    return tuple(
-        idx.gpus[address]
-        for address in sorted(idx.usable_for(request.isolation))
-        if not demands or any(_matches(idx.gpus[address], d)
-                              for d in demands))
 
 
 # -- set facts and quality ---------------------------------------------------
@@ -726,7 +687,7 @@ def _largest(units, attribute):
 
 def _count_unknown(idx):
     return sum(1 for g in idx.gpus.values()
-               if g.free and g.isolation not in index_mod._STRICT_VERDICTS)
+               if g.free and g.isolation not in tags.PROVEN_VERDICTS)
 
 
 def keeps_gpu_reserve(host, request, vcpus_per_gpu=0.0, ram_mb_per_gpu=0.0):

@@ -26,10 +26,6 @@ import dataclasses
 from gpu_passthrough_filter.policy import model
 from gpu_passthrough_filter import tags
 
-#: Isolation verdicts under which a GPU may be given with strict isolation
-#: (``shared`` only together with its whole IOMMU group).
-_STRICT_VERDICTS = frozenset((tags.ISOLATED, tags.SHARED))
-
 #: How many request results one index remembers; an index lives as long as
 #: its host state, which sees a handful of distinct requests at most.
 _CACHE_SIZE = 64
@@ -156,7 +152,7 @@ class HostIndex(object):
         gpus = [self.gpus[a] for a in self.group_members[key]]
         if not all(gpu.free for gpu in gpus):
             return False
-        if any(gpu.isolation not in _STRICT_VERDICTS for gpu in gpus):
+        if any(gpu.isolation not in tags.PROVEN_VERDICTS for gpu in gpus):
             return False
         if key[0] == 'address':
             return gpus[0].isolation == tags.ISOLATED
@@ -190,15 +186,6 @@ class HostIndex(object):
         if isolation == model.Isolation.STRICT:
             return self.strict_usable
         return self.usable
-
-    def switch_fully_free(self, switch):
-        return (switch is not None and
-                self.switch_free.get(switch, 0) ==
-                self.switch_total.get(switch, -1))
-
-    def numa_fully_free(self, node):
-        return (node is not None and
-                self.numa_free.get(node, 0) == self.numa_total.get(node, -1))
 
     @property
     def host_fully_free(self):

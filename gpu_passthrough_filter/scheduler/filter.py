@@ -42,8 +42,7 @@ conf.register_scheduler_opts(CONF)
 FAIL_OPEN = 'fail_open'
 
 
-class GPUPassthroughFilter(filters.BaseHostFilter,
-                           filters.CandidateFilterMixin):
+class GPUPassthroughFilter(filters.BaseHostFilter):
     """Pass a host only if it can give the request a policy-safe GPU set."""
 
     # NOTE: a rebuild keeps the guest on its host with the GPUs it holds;
@@ -152,7 +151,7 @@ class GPUPassthroughFilter(filters.BaseHostFilter,
         """
         candidates = host_state.allocation_candidates
         judge = candidates_view.CandidateJudge(facts, request, request_ids)
-        # NOTE: one pass instead of CandidateFilterMixin.filter_candidates,
+        # NOTE: one pass instead of nova's CandidateFilterMixin,
         # which formats every candidate into two debug messages even when
         # debug logging is off; one debug line per host says what happened.
         kept, claims = [], set()

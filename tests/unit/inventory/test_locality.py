@@ -15,6 +15,7 @@ from oslotest import base
 
 from gpu_passthrough_filter.inventory import locality
 from gpu_passthrough_filter.inventory import model
+from tests.unit.inventory import pairs
 
 # Paths as the reader builds them from realpaths.
 DIRECT = ['pci0000:00', '0000:00:01.0']
@@ -109,30 +110,30 @@ class PairLocalityTest(base.BaseTestCase):
         # (a, b, expected, why)
         (gpu('a', '0000:18:00.0', 'pci0000:17'),
          gpu('b', '0000:18:00.0', 'pci0000:17'),
-         locality.Locality.SAME_SWITCH, 'one switch'),
+         pairs.Locality.SAME_SWITCH, 'one switch'),
         (gpu('a', '0000:18:00.0', 'pci0000:17'),
          gpu('b', '0000:1f:00.0', 'pci0000:17'),
-         locality.Locality.SAME_ROOT, 'two switches, one root complex'),
+         pairs.Locality.SAME_ROOT, 'two switches, one root complex'),
         (gpu('a', None, 'pci0000:17'), gpu('b', None, 'pci0000:17'),
-         locality.Locality.SAME_ROOT, 'no switch is not a shared switch'),
+         pairs.Locality.SAME_ROOT, 'no switch is not a shared switch'),
         (gpu('a', None, 'pci0000:17'), gpu('b', None, 'pci0000:3a'),
-         locality.Locality.SAME_NUMA, 'two roots of one socket'),
+         pairs.Locality.SAME_NUMA, 'two roots of one socket'),
         (gpu('a', None, 'pci0000:17', 0), gpu('b', None, 'pci0000:ae', 1),
-         locality.Locality.CROSS_NUMA, 'two sockets'),
+         pairs.Locality.CROSS_NUMA, 'two sockets'),
         (gpu('a', None, 'pci0000:17', None),
          gpu('b', None, 'pci0000:ae', None),
-         locality.Locality.CROSS_NUMA, 'unknown NUMA is not proven close'),
+         pairs.Locality.CROSS_NUMA, 'unknown NUMA is not proven close'),
     ]
 
     def test_table(self):
         for gpu_a, gpu_b, expected, why in self.CASES:
-            self.assertEqual(expected, locality.pair_locality(gpu_a, gpu_b),
+            self.assertEqual(expected, pairs.pair_locality(gpu_a, gpu_b),
                              why)
-            self.assertEqual(expected, locality.pair_locality(gpu_b, gpu_a),
+            self.assertEqual(expected, pairs.pair_locality(gpu_b, gpu_a),
                              why + ' (symmetric)')
 
     def test_order(self):
-        levels = locality.Locality
+        levels = pairs.Locality
         self.assertLess(levels.SAME_SWITCH, levels.SAME_ROOT)
         self.assertLess(levels.SAME_ROOT, levels.SAME_NUMA)
         self.assertLess(levels.SAME_NUMA, levels.CROSS_NUMA)
@@ -140,4 +141,4 @@ class PairLocalityTest(base.BaseTestCase):
     def test_switch_groups(self):
         gpus = [gpu('c', 's1'), gpu('a', 's1'), gpu('b', 's2'), gpu('d')]
         self.assertEqual({'s1': ['a', 'c'], 's2': ['b']},
-                         locality.switch_groups(gpus))
+                         pairs.switch_groups(gpus))

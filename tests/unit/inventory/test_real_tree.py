@@ -32,6 +32,7 @@ from gpu_passthrough_filter.inventory import locality
 from gpu_passthrough_filter.inventory import model
 from gpu_passthrough_filter.inventory import sysfs
 from gpu_passthrough_filter import tags
+from tests.unit.inventory import pairs
 
 TREE = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir,
                     'data', 'sysfs', '32intel64-2p8co2t+8ve')
@@ -80,7 +81,7 @@ class RealTreeTest(base.BaseTestCase):
     def test_switch_grouping(self):
         gpus = read(extra_gpu_ids=[VE]).gpus
         self.assertEqual({SWITCH_A: VES_A, SWITCH_B: VES_B},
-                         locality.switch_groups(gpus))
+                         pairs.switch_groups(gpus))
         by_address = {gpu.address: gpu for gpu in gpus}
         self.assertEqual(('0000:17:00.0', 'pci0000:17'),
                          (by_address[VES_A[0]].root_port,
@@ -91,13 +92,13 @@ class RealTreeTest(base.BaseTestCase):
 
     def test_pair_locality(self):
         gpus = {gpu.address: gpu for gpu in read(extra_gpu_ids=[VE]).gpus}
-        self.assertEqual(locality.Locality.SAME_SWITCH,
-                         locality.pair_locality(gpus[VES_A[0]],
-                                                gpus[VES_A[3]]))
+        self.assertEqual(pairs.Locality.SAME_SWITCH,
+                         pairs.pair_locality(gpus[VES_A[0]],
+                                             gpus[VES_A[3]]))
         # Two root complexes; sysfs puts both on node 0.
-        self.assertEqual(locality.Locality.SAME_NUMA,
-                         locality.pair_locality(gpus[VES_A[0]],
-                                                gpus[VES_B[0]]))
+        self.assertEqual(pairs.Locality.SAME_NUMA,
+                         pairs.pair_locality(gpus[VES_A[0]],
+                                             gpus[VES_B[0]]))
 
     def test_function_details(self):
         inventory = read()

@@ -20,9 +20,9 @@ GPU, the verdict and the switch the agent must report.
 import fixtures
 from oslotest import base
 
-from gpu_passthrough_filter.inventory import locality
 from gpu_passthrough_filter.inventory import sysfs
 from gpu_passthrough_filter import tags
+from tests.unit.inventory import pairs
 from tests.unit.inventory import tree as sysfs_tree
 
 I, S, U = tags.ISOLATED, tags.SHARED, tags.UNKNOWN
@@ -247,10 +247,10 @@ class VerdictTableTest(MachineTestCase):
 
 class LocalityTest(MachineTestCase):
 
-    def pairs(self, machine):
+    def levels(self, machine):
         inventory, _expected = self.read(machine)
         gpus = inventory.gpus
-        return gpus, {(a.address, b.address): locality.pair_locality(a, b)
+        return gpus, {(a.address, b.address): pairs.pair_locality(a, b)
                       for a in gpus for b in gpus if a is not b}
 
     def test_plx_switch_groups(self):
@@ -260,34 +260,34 @@ class LocalityTest(MachineTestCase):
                               '0000:1d:00.0', '0000:1e:00.0'],
              '0000:3b:00.0': ['0000:3d:00.0', '0000:3f:00.0',
                               '0000:40:00.0', '0000:41:00.0']},
-            locality.switch_groups(inventory.gpus))
+            pairs.switch_groups(inventory.gpus))
         self.assertEqual(4, len(inventory.gpus[0].functions))
 
     def test_l40s_numa_derived_and_levels(self):
-        gpus, pairs = self.pairs(pcie_4gpu_dual_socket_l40s)
+        gpus, levels = self.levels(pcie_4gpu_dual_socket_l40s)
         self.assertEqual([0, 0, 1, 1], [gpu.numa_node for gpu in gpus])
-        self.assertEqual(locality.Locality.SAME_NUMA,
-                         pairs[('0000:18:00.0', '0000:32:00.0')])
-        self.assertEqual(locality.Locality.CROSS_NUMA,
-                         pairs[('0000:18:00.0', '0000:cb:00.0')])
+        self.assertEqual(pairs.Locality.SAME_NUMA,
+                         levels[('0000:18:00.0', '0000:32:00.0')])
+        self.assertEqual(pairs.Locality.CROSS_NUMA,
+                         levels[('0000:18:00.0', '0000:cb:00.0')])
 
     def test_rtx4090_never_shares_a_switch(self):
-        _gpus, pairs = self.pairs(pcie_8gpu_rtx4090)
-        self.assertNotIn(locality.Locality.SAME_SWITCH, pairs.values())
-        self.assertEqual(locality.Locality.SAME_NUMA,
-                         pairs[('0000:11:00.0', '0000:41:00.0')])
-        self.assertEqual(locality.Locality.CROSS_NUMA,
-                         pairs[('0000:11:00.0', '0000:51:00.0')])
+        _gpus, levels = self.levels(pcie_8gpu_rtx4090)
+        self.assertNotIn(pairs.Locality.SAME_SWITCH, levels.values())
+        self.assertEqual(pairs.Locality.SAME_NUMA,
+                         levels[('0000:11:00.0', '0000:41:00.0')])
+        self.assertEqual(pairs.Locality.CROSS_NUMA,
+                         levels[('0000:11:00.0', '0000:51:00.0')])
 
     def test_dgx_pairs(self):
-        gpus, pairs = self.pairs(dgx_a100_like)
+        gpus, levels = self.levels(dgx_a100_like)
         self.assertEqual([3, 3, 1, 1, 7, 7, 5, 5],
                          [gpu.numa_node for gpu in gpus])
-        self.assertEqual(locality.Locality.SAME_SWITCH,
-                         pairs[('0000:07:00.0', '0000:08:00.0')])
-        self.assertEqual(locality.Locality.CROSS_NUMA,
-                         pairs[('0000:07:00.0', '0000:47:00.0')])
-        self.assertEqual(4, len(locality.switch_groups(gpus)))
+        self.assertEqual(pairs.Locality.SAME_SWITCH,
+                         levels[('0000:07:00.0', '0000:08:00.0')])
+        self.assertEqual(pairs.Locality.CROSS_NUMA,
+                         levels[('0000:07:00.0', '0000:47:00.0')])
+        self.assertEqual(4, len(pairs.switch_groups(gpus)))
 
     def test_vm_reports_no_iommu(self):
         inventory, _expected = self.read(no_gpu_virtio_vm)

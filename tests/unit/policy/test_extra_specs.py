@@ -92,26 +92,3 @@ class ParsePoliciesTest(base.BaseTestCase):
     def test_non_string_value_is_refused(self):
         self.assertRaises(extra_specs.InvalidExtraSpec,
                           extra_specs.parse_policies, {ISO: 1})
-
-
-class AliasTest(base.BaseTestCase):
-
-    def test_parse(self):
-        """'h100:2, a100:1' -> [('h100', 2), ('a100', 1)]."""
-        self.assertEqual([('h100', 2), ('a100', 1)],
-                         extra_specs.parse_alias_spec('h100:2, a100:1'))
-
-    def test_bad_specs(self):
-        for value in ('', 'h100', 'h100:', ':2', 'h100:0', 'h100:two',
-                      'h100:2:3', 'h100:-1', 'h100:2,', None, 2):
-            self.assertRaises(extra_specs.InvalidExtraSpec,
-                              extra_specs.parse_alias_spec, value)
-
-    def test_build_demands(self):
-        """GPU aliases become demands; a NIC alias gives none."""
-        demands = extra_specs.build_demands(
-            [('h100', 2), ('nic', 1), ('anygpu', 1)],
-            {'h100': ['10de:2330'], 'anygpu': []})
-        self.assertEqual(
-            (model.GPUDemand(2, frozenset(['10de:2330'])),
-             model.GPUDemand(1, frozenset())), demands)

@@ -242,9 +242,10 @@ class RejectionTest(base.BaseTestCase):
 
 
 class UsableGPUsTest(base.BaseTestCase):
+    """HostIndex.usable_for: what each isolation policy may give."""
 
     def addresses(self, host, req):
-        return {g.address for g in feasibility.usable_gpus(host, req)}
+        return set(index.HostIndex(host).usable_for(req.isolation))
 
     def test_strict_excludes_unknown_and_busy_groups(self):
         """Busy slot 2 blocks its group mate slot 3; unknown refused."""
@@ -339,24 +340,24 @@ class EvaluateSetTest(base.BaseTestCase):
 
 class TopologyScoreTest(base.BaseTestCase):
 
-    def test_pair_score(self):
-        """Same switch > same NUMA node > across; unknowns are across."""
-        host = shapes.dgx_8gpu()
-        g = host.gpus
+    @staticmethod
+    def pair_level(first, second):
+        """The rule for two GPUs: same known switch, same known node."""
         level = feasibility.LocalityLevel
-        self.assertEqual(level.SWITCH, feasibility.pair_score(g[0], g[1]))
-        self.assertEqual(level.NUMA, feasibility.pair_score(g[0], g[2]))
-        self.assertEqual(level.CROSS, feasibility.pair_score(g[0], g[4]))
-        unknown = shapes.gpu(9, None, None)
-        self.assertEqual(level.CROSS,
-                         feasibility.pair_score(unknown, unknown))
+        if first.switch is not None and first.switch == second.switch:
+            return level.SWITCH
+        if first.numa_node is not None and \
+                first.numa_node == second.numa_node:
+            return level.NUMA
+        return level.CROSS
 
     def test_set_level_is_weakest_pair(self):
-        """set_level equals the minimum pair score over all pairs."""
+        """set_level equals the weakest pair of the set."""
         g = shapes.dgx_8gpu().gpus
+        unknown = shapes.gpu(9, None, None)
         for gpus in ([g[0], g[1]], [g[0], g[1], g[2]], [g[0], g[5]],
-                     [g[2], g[3]]):
-            weakest = min(feasibility.pair_score(a, b)
+                     [g[2], g[3]], [g[0], unknown]):
+            weakest = min(self.pair_level(a, b)
                           for a in gpus for b in gpus if a is not b)
             self.assertEqual(weakest, feasibility.set_level(gpus))
 
@@ -385,8 +386,8 @@ class HostIndexTest(base.BaseTestCase):
         self.assertEqual((1, 2), (idx.switch_free['sw0'],
                                   idx.switch_total['sw0']))
         self.assertEqual((3, 4), (idx.numa_free[0], idx.numa_total[0]))
-        self.assertFalse(idx.switch_fully_free('sw0'))
-        self.assertTrue(idx.switch_fully_free('sw1'))
+        self.assertEqual((2, 2), (idx.switch_free['sw1'],
+                                  idx.switch_total['sw1']))
         self.assertFalse(idx.host_fully_free)
         self.assertEqual((7, 8), (idx.free, idx.total))
 

@@ -197,7 +197,8 @@ class FindSetsPropertyTest(base.BaseTestCase):
     @SETTINGS
     @hypothesis.given(hosts(), requests())
     def test_usable_gpus_obey_isolation(self, host, request):
-        for gpu in feasibility.usable_gpus(host, request):
+        idx = index.HostIndex(host)
+        for gpu in (idx.gpus[a] for a in idx.usable_for(request.isolation)):
             self.assertTrue(gpu.free)
             if request.isolation == model.Isolation.STRICT:
                 self.assertNotEqual(tags.UNKNOWN, gpu.isolation)
