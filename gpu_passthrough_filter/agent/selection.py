@@ -67,6 +67,21 @@ def choose(inventory, include_shared_groups=False):
     return choices
 
 
+def offers(isolation, include_shared_groups=False):
+    """The rule on the verdict alone: may a GPU of this group be offered?
+
+    :func:`choose` adds the checks that need the whole inventory (ids
+    readable, no foreign endpoint in a shared group); the simulator, whose
+    GPUs have no inventory, applies this part.
+
+    :param isolation: one of :data:`~gpu_passthrough_filter.tags.
+        ISOLATION_VERDICTS`.
+    :param include_shared_groups: ``[nova_pci] include_shared_groups``.
+    """
+    return isolation == tags.ISOLATED or (
+        isolation == tags.SHARED and include_shared_groups)
+
+
 def offered(choices):
     """The GPUs of ``choices`` that are offered, in order."""
     return [choice.gpu for choice in choices if choice.offered]
@@ -87,7 +102,7 @@ def _decide(inventory, gpu, mates, include_shared_groups):
                        'GPU' % (group, ', '.join(strangers)))
     others = ', '.join(mate.address for mate in mates
                        if mate.address != gpu.address)
-    if not include_shared_groups:
+    if not offers(gpu.isolation, include_shared_groups):
         return False, ('IOMMU group %s is shared with GPU(s) %s; set '
                        '[nova_pci] include_shared_groups to offer the '
                        'group whole' % (group, others))

@@ -47,6 +47,8 @@ from nova.pci import whitelist
 from nova.scheduler import host_manager
 from nova.virt import hardware
 
+from gpu_passthrough_filter.agent import selection
+
 CONF = cfg.CONF
 #: Namespace of the simulator's deterministic UUIDs.
 _UUID_NS = uuid.UUID('4d1b7a52-0a4c-4b7e-9a53-6f7e0c1e5a10')
@@ -182,13 +184,26 @@ def gpu_rp_uuid(host, gpu):
     return sim_uuid('rp', host.name, gpu.address)
 
 
+def offered_gpus(host):
+    """The GPUs of ``host`` the agent would list in ``device_spec``."""
+    return [gpu for gpu in host.gpus
+            if selection.offers(gpu.isolation, include_shared_groups=True)]
+
+
 def pci_pools(host, topology, aliases, pci_in_placement, compute_id):
-    """The compute node's ``PciDevicePoolList``, built the compute's way."""
+    """The compute node's ``PciDevicePoolList``, built the compute's way.
+
+    Only the GPUs the agent offers are in ``device_spec``
+    (:func:`~gpu_passthrough_filter.agent.selection.offers`, with shared
+    groups offered whole: the simulated operator sets ``[nova_pci]
+    include_shared_groups``); a GPU of unknown isolation is never offered.
+    """
+    gpus = offered_gpus(host)
     specs = [json.dumps(device_spec(gpu, host, aliases, pci_in_placement))
-             for gpu in host.gpus]
+             for gpu in gpus]
     stats = pci_stats.PciDeviceStats(
         topology, dev_filter=whitelist.Whitelist(specs))
-    for gpu in host.gpus:
+    for gpu in gpus:
         device = pci_device(gpu, host, compute_id)
         if pci_in_placement:
             device.extra_info = {'rp_uuid': gpu_rp_uuid(host, gpu)}

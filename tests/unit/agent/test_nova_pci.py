@@ -24,6 +24,7 @@ from oslotest import base
 
 from gpu_passthrough_filter.agent import exception
 from gpu_passthrough_filter.agent import nova_pci
+from gpu_passthrough_filter.agent import selection
 from gpu_passthrough_filter import tags
 from gpu_passthrough_filter import traits
 from tests.unit.agent import fixtures as agent_fixtures
@@ -106,13 +107,28 @@ class NovaParsesTheFileTest(base.BaseTestCase):
                          aliases['h100'][1][0]['resource_class'])
 
     def test_every_machine_parses(self):
+        """Nova's own parser reads one spec per offered GPU, and it matches.
+
+        Each offered GPU's device (as nova-compute reports it) matches
+        exactly one spec; no spec is left over.
+        """
         for machine in M.MACHINES:
             inventory = agent_fixtures.machine_inventory(self, machine)
             for shared in (False, True):
                 conf = self.load(nova_pci.render(
                     inventory, include_shared_groups=shared,
                     report_in_placement=shared))
-                whitelist.Whitelist(conf.pci.device_spec)
+                specs = whitelist.Whitelist(conf.pci.device_spec).specs
+                offered = selection.offered(selection.choose(
+                    inventory, include_shared_groups=shared))
+                self.assertEqual(len(offered), len(specs), machine.__name__)
+                for gpu in offered:
+                    device = {'vendor_id': gpu.vendor,
+                              'product_id': gpu.device,
+                              'address': gpu.address, 'parent_addr': None}
+                    self.assertEqual(
+                        1, sum(1 for spec in specs if spec.match(device)),
+                        (machine.__name__, gpu.address))
                 pci_request.get_alias_from_config.cache_clear()
                 self.aliases(conf, pci_in_placement=shared)
 

@@ -17,6 +17,8 @@ leaves no host with 8 free GPUs: the 8-GPU VM fails and 4 GPUs stay
 unallocated.
 """
 
+import dataclasses
+
 from oslo_config import cfg
 from oslo_config import fixture as config_fixture
 from oslotest import base
@@ -392,3 +394,19 @@ class TestAbsentModel(SimTestCase):
             self.assertEqual([None, 'host-0'],
                              [p.host for p in result.placements],
                              policy.name)
+
+
+class TestOnlyOfferedGPUs(SimTestCase):
+    """nova sees only the GPUs the agent would put in device_spec."""
+
+    def test_a_gpu_of_unknown_isolation_is_not_offered(self):
+        gpus = list(fleet.build_gpus(8, H100))
+        gpus[0] = dataclasses.replace(gpus[0], isolation=tags.UNKNOWN)
+        sim_fleet = fleet.Fleet([fleet.SimHost(
+            'host-0', vcpus=64, memory_mb=512 * 1024, gpus=tuple(gpus))])
+        arrivals = [_vm(8, 'eight'), _vm(7, 'seven')]
+        result = self.run_policy(sim_fleet, arrivals,
+                                 runner.builtin_policies()[0])
+        self.assertEqual([None, 'host-0'],
+                         [p.host for p in result.placements])
+        self.assertNotIn(gpus[0].address, result.placements[1].gpus)
