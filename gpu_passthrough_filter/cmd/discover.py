@@ -67,7 +67,9 @@ def add_parser(subparsers):
         help='pci.ids database for names (default: the system one).')
     parser.add_argument(
         '--hostname',
-        help='Host name to record (default: this machine\'s).')
+        help='Host name to record (default: this machine\'s; for a '
+        'captured --sysfs-root, its etc/hostname, else the directory\'s '
+        'name).')
     parser.set_defaults(func=run)
 
 

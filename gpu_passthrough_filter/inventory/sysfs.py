@@ -87,6 +87,28 @@ def read_inventory(sysfs_root='/', extra_gpu_ids=(), pci_ids_path=None,
     return reader.read()
 
 
+def root_hostname(sysfs_root):
+    """The host name of the machine whose tree is at ``sysfs_root``.
+
+    This machine's for ``/``; for a captured tree, its ``etc/hostname`` or
+    ``proc/sys/kernel/hostname`` when the capture holds one, else the
+    capture directory's name: never this machine's, which would publish
+    another host's GPUs under the wrong name.
+    """
+    root = os.path.realpath(sysfs_root)
+    if root == os.path.realpath('/'):
+        return socket.gethostname()
+    for name in (('etc', 'hostname'), ('proc', 'sys', 'kernel', 'hostname')):
+        try:
+            with open(os.path.join(root, *name)) as stream:
+                first = stream.readline().strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if first:
+            return first
+    return os.path.basename(root)
+
+
 class SysfsReader:
     """One scan of one sysfs tree; see :func:`read_inventory`.
 
@@ -99,7 +121,7 @@ class SysfsReader:
         self.root = sysfs_root
         self.extra_gpu_ids = {parse_gpu_id(text) for text in extra_gpu_ids}
         self.pci_ids_path = pci_ids_path
-        self.hostname = hostname or socket.gethostname()
+        self.hostname = hostname or root_hostname(sysfs_root)
         self.errors = []
         self.unreadable_drivers = set()
         self._device_dirs = None

@@ -16,6 +16,7 @@ import csv
 import pathlib
 import statistics
 
+from rich import console as rich_console
 from rich import table as rich_table
 
 
@@ -36,21 +37,39 @@ def by_policy(summaries):
     return grouped
 
 
-def summary_table(summaries, title):
-    """A rich table with one row per policy (means over seeds)."""
+#: The one column whose values may wrap (on spaces, never cut).
+_WRAPPING = 'failed by GPUs'
+
+
+def _table(title, columns):
     table = rich_table.Table(title=title)
-    for column in ('policy', 'seeds', 'placed', 'GPUs given',
-                   'unalloc@100%', 'unalloc@130%', 'failed by GPUs',
-                   '1 NUMA', '1 switch', 'iso breaks', 'failed boots',
-                   'stranded',
-                   'ms/req', 'us/host', 'PCI ms', 'ours ms'):
+    for column in ('policy',) + columns:
         table.add_column(column, justify='left' if column == 'policy'
-                         else 'right')
+                         else 'right', no_wrap=column != _WRAPPING)
+    return table
+
+
+def summary_table(summaries, title):
+    """Three rich tables, one row per policy (means over seeds).
+
+    GPUs given, then locality and safety, then timings: split so that
+    policy names, headers and values are never cut on a terminal of 100
+    columns.
+    """
+    given = _table('%s\nunallocated GPUs when the arrived demand reaches '
+                   '100%% and 130%% of the fleet' % title,
+                   ('seeds', 'placed', 'GPUs given', '@100%', '@130%',
+                    _WRAPPING))
+    safety = _table('locality and isolation',
+                    ('1 NUMA', '1 switch', 'iso breaks', 'failed boots',
+                     'stranded'))
+    timing = _table('time per request (ms) and per host (us)',
+                    ('ms/req', 'us/host', 'nova PCI ms', 'project ms'))
     for policy, runs in by_policy(summaries).items():
         failed = collections.Counter()
         for run in runs:
             failed.update(run.failed_by_gpus)
-        table.add_row(
+        given.add_row(
             policy, str(len(runs)),
             '%s/%s' % (_fmt(_mean(r.placed for r in runs)),
                        _fmt(_mean(r.requests for r in runs))),
@@ -59,19 +78,23 @@ def summary_table(summaries, title):
             _fmt(_mean(r.unallocated_at[100] for r in runs)),
             _fmt(_mean(r.unallocated_at[130] for r in runs)),
             ' '.join('%dg:%.0f' % (gpus, count / float(len(runs)))
-                     for gpus, count in sorted(failed.items())) or '-',
+                     for gpus, count in sorted(failed.items())) or '-')
+        safety.add_row(
+            policy,
             _fmt(_mean(r.one_numa_share for r in runs), '%.0f%%'
                  ) if runs[0].multi_gpu_vms else '-',
             _fmt(_mean(r.one_switch_share for r in runs), '%.0f%%'
                  ) if runs[0].multi_gpu_vms else '-',
             _fmt(_mean(r.isolation_breaks for r in runs)),
             _fmt(_mean(r.failed_boots for r in runs)),
-            _fmt(_mean(r.stranded_gpus for r in runs)),
+            _fmt(_mean(r.stranded_gpus for r in runs)))
+        timing.add_row(
+            policy,
             _fmt(_mean(r.ms_per_request for r in runs), '%.1f'),
             _fmt(_mean(r.us_per_host for r in runs), '%.0f'),
             _fmt(_mean(r.nova_pci_ms for r in runs), '%.1f'),
             _fmt(_mean(r.project_ms for r in runs), '%.1f'))
-    return table
+    return rich_console.Group(given, safety, timing)
 
 
 SUMMARY_FIELDS = ('policy', 'seed', 'requests', 'placed', 'gpus_total',

@@ -12,6 +12,7 @@
 """The sysfs reader on small written trees, good and broken."""
 
 import os
+import socket
 import shutil
 
 import fixtures
@@ -83,6 +84,17 @@ class ReadTest(TreeTestCase):
         self.assertEqual(['flr', 'bus'], function.reset_methods)
         self.assertIsNone(function.sriov_totalvfs)
         self.assertIsNone(function.physfn)
+
+    def test_a_captured_tree_is_named_after_itself(self):
+        """Never this machine's name for another machine's tree."""
+        self.assertEqual(os.path.basename(self.root),
+                         sysfs.read_inventory(self.root).hostname)
+        os.makedirs(os.path.join(self.root, 'etc'))
+        with open(os.path.join(self.root, 'etc', 'hostname'), 'w') as f:
+            f.write('gpu-17\n')
+        self.assertEqual('gpu-17', sysfs.read_inventory(self.root).hostname)
+        self.assertEqual('h', self.read().hostname)
+        self.assertEqual(socket.gethostname(), sysfs.root_hostname('/'))
 
     def test_host_facts(self):
         inventory = self.read()
