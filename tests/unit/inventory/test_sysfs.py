@@ -12,8 +12,8 @@
 """The sysfs reader on small written trees, good and broken."""
 
 import os
-import socket
 import shutil
+import socket
 
 import fixtures
 from oslotest import base
