@@ -188,6 +188,11 @@ class RealDevstackTest(base.BaseTestCase):
         classes = {spec['resource_class'] for spec in compute['device_spec']}
         self.assertEqual(classes, {a['resource_class']
                                    for a in compute['alias']})
+        # The scenario suite's default flavor alias is one of them.
+        from tests.scenario import test_devstack
+        self.assertIn(test_devstack.DEFAULT_ALIAS, controller)
+        self.assertEqual(classes, {controller[test_devstack.DEFAULT_ALIAS][
+            'resource_class']})
 
         # Placement: the recommended options.
         from oslo_config import cfg
