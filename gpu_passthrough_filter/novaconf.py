@@ -31,13 +31,11 @@ comments, the first of ``=``/``:`` splits, section names compared in lower
 case) and remembers where each entry sits.
 
 The functions here are pure (text in, text out); :func:`nova_defaults`
-reads nova's own option definitions and :func:`write_atomically` touches the
-disk.
+reads nova's own option definitions, and the callers write the result
+with :func:`gpu_passthrough_filter.files.replace_atomically`.
 """
 
 import collections
-import os
-import tempfile
 
 from oslo_config import types
 
@@ -466,34 +464,3 @@ def nova_defaults():
     return {opt.name: list(opt.default)
             for opt in scheduler.filter_scheduler_opts
             if opt.name in wanted}
-
-
-def write_atomically(path, text):
-    """Replace the file at ``path`` with ``text`` in one rename.
-
-    The new file keeps the old one's mode and, when allowed, its owner; a
-    symlink is followed so the link itself survives.
-
-    :param path: the file to replace; it must exist.
-    :param text: the new content.
-    """
-    target = os.path.realpath(path)
-    stat = os.stat(target)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target),
-                               prefix='.%s.' % os.path.basename(target))
-    try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, stat.st_mode & 0o7777)
-        try:
-            os.chown(tmp, stat.st_uid, stat.st_gid)
-        except PermissionError:
-            # NOTE: only root can give a file away; a user editing their own
-            # file already owns the new one.
-            pass
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise

@@ -32,14 +32,13 @@ nova-compute must be restarted: it reads ``[pci]`` only at start.
 """
 
 import json
-import os
-import tempfile
 
 from oslo_log import log as logging
 
 from gpu_passthrough_filter.agent import base
 from gpu_passthrough_filter.agent import exception
 from gpu_passthrough_filter.agent import selection
+from gpu_passthrough_filter import files
 from gpu_passthrough_filter import tags
 from gpu_passthrough_filter import traits
 
@@ -177,34 +176,15 @@ def write_if_changed(path, text):
     return True
 
 
-def replace_atomically(path, text, mode=0o644):
-    """Write ``text`` to a temporary file beside ``path``, then rename it.
+def replace_atomically(path, text):
+    """Write ``text`` to ``path`` in one rename (readers never see a part).
 
-    Readers see the old file or the new one, never a part.
-
-    :raises exception.OutputError: on any I/O error (the temporary file is
-        removed).
+    :raises exception.OutputError: on any I/O error.
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        # NOTE: said here: mkstemp's error would name its temporary file.
-        raise exception.OutputError(
-            path=path, reason='directory %s does not exist' % directory)
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix='.%s.'
-                                   % os.path.basename(path))
+        files.replace_atomically(path, text)
     except OSError as exc:
         raise exception.OutputError(path=path, reason=exc.strerror or exc)
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except OSError as exc:
-        _remove_quietly(tmp)
-        raise exception.OutputError(path=path, reason=exc)
 
 
 class NovaPciPublisher(base.Publisher):
@@ -238,10 +218,3 @@ def _one_line(text):
 
 def _is_hex4(text):
     return len(text) == 4 and all(c in '0123456789abcdef' for c in text)
-
-
-def _remove_quietly(path):
-    try:
-        os.remove(path)
-    except OSError:
-        pass

@@ -14,6 +14,7 @@
 
 import difflib
 
+from gpu_passthrough_filter import files
 from gpu_passthrough_filter import novaconf
 
 
@@ -43,7 +44,7 @@ def edit_file(path, edit, dry_run, out, err):
         return 0
     if result.changes:
         try:
-            novaconf.write_atomically(path, result.text)
+            files.replace_atomically(path, result.text)
         except OSError as e:
             err.write('%s: %s\n' % (path, e))
             return 1
