@@ -14,8 +14,8 @@
 
 import difflib
 
+from gpu_passthrough_filter.cmd import novaconf
 from gpu_passthrough_filter import files
-from gpu_passthrough_filter import novaconf
 
 
 def edit_file(path, edit, dry_run, out, err):

@@ -14,7 +14,7 @@
 Turns GPUPassthroughFilter (and, unless ``--no-weigher``, the weigher) on or
 off in the nova.conf of the hosts that run nova-scheduler, in place and
 idempotently: running it twice changes the file once. The edit logic lives
-in :mod:`gpu_passthrough_filter.novaconf`.
+in :mod:`gpu_passthrough_filter.cmd.novaconf`.
 
 Exit status: 0 on success (changed or not), 1 when the file cannot be
 read, parsed or written, or nova's defaults are needed but nova is not
@@ -25,7 +25,7 @@ import re
 import sys
 
 from gpu_passthrough_filter.cmd import config_edit
-from gpu_passthrough_filter import novaconf
+from gpu_passthrough_filter.cmd import novaconf
 
 DEFAULT_CONFIG_FILE = '/etc/nova/nova.conf'
 

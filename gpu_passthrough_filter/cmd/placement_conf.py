@@ -23,7 +23,7 @@ read, parsed or written.
 import sys
 
 from gpu_passthrough_filter.cmd import config_edit
-from gpu_passthrough_filter import novaconf
+from gpu_passthrough_filter.cmd import novaconf
 from gpu_passthrough_filter import recommended
 
 DEFAULT_CONFIG_FILE = '/etc/placement/placement.conf'

@@ -14,7 +14,7 @@
 Exit status:
 
 * ``0``: every publisher succeeded and nova-compute needs nothing;
-* ``3`` (:data:`EXIT_RESTART_NOVA`): every publisher succeeded and the
+* ``3`` (:data:`.common.EXIT_RESTART_NOVA`): every publisher succeeded and the
   nova config file changed: restart nova-compute to apply it (a warning
   line says so too);
 * ``1``: something failed (invalid configuration, sysfs unreadable,
@@ -25,33 +25,13 @@ Exit status:
 
 import os
 
-from oslo_config import cfg
 from oslo_log import log as logging
 
 from gpu_passthrough_filter.agent import daemon
 from gpu_passthrough_filter.agent import exception
+from gpu_passthrough_filter.cmd import common
 
 LOG = logging.getLogger(__name__)
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-#: Published, and the nova config file changed: restart nova-compute.
-EXIT_RESTART_NOVA = 3
-
-
-def add_config_arguments(parser):
-    """``--config-file`` and ``--config-dir``, as oslo.config has them.
-
-    :param parser: an argparse (sub-)parser.
-    """
-    parser.add_argument(
-        '--config-file', action='append', default=[], metavar='PATH',
-        help='Agent configuration file; may be repeated, later files '
-             'override earlier ones (default: %s if it exists).'
-             % daemon.DEFAULT_CONFIG_FILE)
-    parser.add_argument(
-        '--config-dir', action='append', default=[], metavar='DIR',
-        help='Directory of *.conf files read after the config files.')
 
 
 def add_parser(subparsers):
@@ -70,27 +50,9 @@ def add_parser(subparsers):
         '--once', action='store_true',
         help='Publish once and exit: the only mode, accepted for '
              'compatibility ("run" is the daemon).')
-    add_config_arguments(parser)
+    common.add_config_arguments(parser)
     parser.set_defaults(func=run)
     return parser
-
-
-def load(args):
-    """Configuration from the parsed ``args``, logging set up.
-
-    :raises exception.ConfigError: invalid configuration.
-    """
-    conf = daemon.build_conf(args.config_file, args.config_dir)
-    logging.setup(conf, 'gpu-passthrough-agent')
-    return conf
-
-
-def setup_fallback_logging():
-    """Log to stderr when the configuration could not even be read."""
-    conf = cfg.ConfigOpts()
-    logging.register_options(conf)
-    conf([], default_config_files=[])
-    logging.setup(conf, 'gpu-passthrough-agent')
 
 
 def run(args):
@@ -99,12 +61,12 @@ def run(args):
             daemon.DEFAULT_CONFIG_FILE):
         # NOTE: the defaults write into /etc/nova; say so before a
         # publisher fails on a directory the operator never chose.
-        setup_fallback_logging()
+        common.setup_fallback_logging()
         LOG.warning('No configuration file (%s does not exist, no '
                     '--config-file): publishing with the defaults',
                     daemon.DEFAULT_CONFIG_FILE)
     try:
-        conf = load(args)
+        conf = common.load(args)
         manager = daemon.load_publishers(conf)
     except exception.ConfigError as exc:
         error = exc
@@ -113,14 +75,14 @@ def run(args):
     if error is not None:
         # NOTE: logged outside the except block: oslo.log would append the
         # traceback of the exception being handled; the message says it all.
-        setup_fallback_logging()
+        common.setup_fallback_logging()
         LOG.error('%s', error)
-        return EXIT_FAILED
+        return common.EXIT_FAILED
     report = daemon.run_cycle(conf, manager)
     if not report.ok:
         LOG.error('publish --once failed: %s', '; '.join(
             '%s: %s' % item for item in sorted(report.errors.items())))
-        return EXIT_FAILED
+        return common.EXIT_FAILED
     if report.restart_needed:
-        return EXIT_RESTART_NOVA
-    return EXIT_OK
+        return common.EXIT_RESTART_NOVA
+    return common.EXIT_OK

@@ -24,7 +24,7 @@ from oslo_log import log as logging
 
 from gpu_passthrough_filter.agent import daemon
 from gpu_passthrough_filter.agent import exception
-from gpu_passthrough_filter.cmd import publish
+from gpu_passthrough_filter.cmd import common
 
 LOG = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def add_parser(subparsers):
         description='Discover and publish every [agent] interval seconds, '
                     'retrying with backoff when Placement fails. SIGTERM '
                     'stops it, SIGHUP reloads the configuration files.')
-    publish.add_config_arguments(parser)
+    common.add_config_arguments(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -48,7 +48,7 @@ def add_parser(subparsers):
 def run(args):
     """Run until SIGTERM. :returns: the exit status."""
     try:
-        publish.load(args)
+        common.load(args)
     except exception.ConfigError as exc:
         return _fail(exc, logging_ready=False)
     agent = daemon.Daemon(functools.partial(
@@ -63,6 +63,6 @@ def run(args):
 
 def _fail(error, logging_ready):
     if not logging_ready:
-        publish.setup_fallback_logging()
+        common.setup_fallback_logging()
     LOG.error('%s', error)
-    return publish.EXIT_FAILED
+    return common.EXIT_FAILED

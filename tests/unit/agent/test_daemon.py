@@ -29,7 +29,7 @@ from gpu_passthrough_filter.agent import json_publisher
 from gpu_passthrough_filter.agent import nova_pci
 from gpu_passthrough_filter.agent import placement
 from gpu_passthrough_filter.cmd import agent as agent_cmd
-from gpu_passthrough_filter.cmd import publish
+from gpu_passthrough_filter.cmd import common
 from gpu_passthrough_filter.inventory import model
 from tests.unit.agent import fixtures as agent_fixtures
 
@@ -268,18 +268,18 @@ class PublishOnceTest(base.BaseTestCase):
 
     def test_exit_statuses(self):
         # No provider yet: failure, with the reason.
-        self.assertEqual(publish.EXIT_FAILED, self.main())
+        self.assertEqual(common.EXIT_FAILED, self.main())
         self.assertIn("no resource provider named 'gpu-host'",
                       self.output.getvalue())
         # The file was written anyway (restart needed) but the run failed.
         self.placement.create_provider('gpu-host')
-        self.assertEqual(publish.EXIT_OK, self.main())
+        self.assertEqual(common.EXIT_OK, self.main())
         # Changing the file asks for a nova-compute restart.
         os.remove(os.path.join(self.directory, 'gpu.conf'))
-        self.assertEqual(publish.EXIT_RESTART_NOVA, self.main())
-        self.assertEqual(publish.EXIT_OK, self.main())
+        self.assertEqual(common.EXIT_RESTART_NOVA, self.main())
+        self.assertEqual(common.EXIT_OK, self.main())
 
     def test_bad_config(self):
-        self.assertEqual(publish.EXIT_FAILED,
+        self.assertEqual(common.EXIT_FAILED,
                          self.main(agent={'publishers': 'nova_pci,bogus'}))
         self.assertIn("unknown publisher 'bogus'", self.output.getvalue())

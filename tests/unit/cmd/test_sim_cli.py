@@ -81,14 +81,15 @@ class PublishCommandLineTest(base.BaseTestCase):
         args = agent.build_parser(['publish']).parse_args(['publish'])
         self.assertFalse(args.once)
         from gpu_passthrough_filter.agent import daemon
+        from gpu_passthrough_filter.cmd import common
         from gpu_passthrough_filter.cmd import publish
         logged = []
         with mock.patch.object(daemon, 'DEFAULT_CONFIG_FILE',
                                '/nonexistent/agent.conf'), \
-                mock.patch.object(publish, 'setup_fallback_logging'), \
+                mock.patch.object(common, 'setup_fallback_logging'), \
                 mock.patch.object(publish.LOG, 'warning',
                                   side_effect=lambda *a: logged.append(a)), \
-                mock.patch.object(publish, 'load',
+                mock.patch.object(common, 'load',
                                   side_effect=SystemExit(9)):
             self.assertRaises(SystemExit, publish.run, args)
         self.assertIn('No configuration file', logged[0][0])

@@ -33,7 +33,7 @@ from oslo_config import cfg
 from oslotest import base
 
 from gpu_passthrough_filter.cmd import nova_conf
-from gpu_passthrough_filter import novaconf
+from gpu_passthrough_filter.cmd import novaconf
 
 NOVA_FILTERS = 'nova.scheduler.filters.all_filters'
 NOVA_WEIGHERS = 'nova.scheduler.weights.all_weighers'
