@@ -84,18 +84,14 @@ the reader's bad-input tests: ``corrupt(address, name, content)``,
 ``unreadable(address, name)``, ``vanish(address)`` (the device goes away
 mid-scan) and ``device_dir(address)``.
 
-Command line (used by the devstack plugin's fake-GPU mode)::
-
-    python -m gpu_passthrough_filter.testing.fake_sysfs \\
-        --topology pcie_4gpu_dual_socket_l40s --output DIR
+The named machines of :mod:`.topologies` are written from the command
+line by ``python -m gpu_passthrough_filter.testing.topologies``.
 """
 
-import argparse
 import dataclasses
 import os
 import shutil
 import stat
-import sys
 import typing
 
 #: Class codes (``class`` file, 24 bits: base, sub-class, prog-if).
@@ -860,25 +856,3 @@ class FakeSysfs:
         What the reader sees when a device is hot-unplugged mid-scan.
         """
         shutil.rmtree(self.device_dir(address))
-
-
-def main(argv=None):
-    """``--topology NAME --output DIR``: write a named topology."""
-    from gpu_passthrough_filter.testing import topologies
-
-    parser = argparse.ArgumentParser(
-        prog='python -m gpu_passthrough_filter.testing.fake_sysfs',
-        description='Write the fake sysfs tree of a named topology.')
-    parser.add_argument('--topology', choices=sorted(topologies.NAMED),
-                        required=True, help='Named machine to write.')
-    parser.add_argument('--output', required=True,
-                        help='Directory to write sys/ into (created).')
-    args = parser.parse_args(argv)
-    os.makedirs(args.output, exist_ok=True)
-    topologies.NAMED[args.topology]().write(args.output)
-    print(args.output)
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -30,11 +30,16 @@ find. The same expectations are data, so tests can assert them exactly:
     host).
 :data:`NAMED`
     ``{name: function}``, what ``python -m
-    gpu_passthrough_filter.testing.fake_sysfs --topology NAME`` knows.
+    gpu_passthrough_filter.testing.topologies --topology NAME --output
+    DIR`` writes (the devstack plugin's fake-GPU mode uses it).
 
 Where a source does not give a detail (an address, a bus number, a group
 number), the value chosen is marked *chosen* in the docstring.
 """
+
+import argparse
+import os
+import sys
 
 from gpu_passthrough_filter import tags
 from gpu_passthrough_filter.testing import fake_sysfs as fs
@@ -520,3 +525,23 @@ def two_gpus_one_group():
 # The name the shared topology data and devstack's examples use.
 for _table in (NAMED, EXPECTED, SWITCHES, NUMA):
     _table['dgx_a100_partial'] = _table['dgx_a100_like']
+
+
+def main(argv=None):
+    """``--topology NAME --output DIR``: write a named topology."""
+    parser = argparse.ArgumentParser(
+        prog='python -m gpu_passthrough_filter.testing.topologies',
+        description='Write the fake sysfs tree of a named topology.')
+    parser.add_argument('--topology', choices=sorted(NAMED),
+                        required=True, help='Named machine to write.')
+    parser.add_argument('--output', required=True,
+                        help='Directory to write sys/ into (created).')
+    args = parser.parse_args(argv)
+    os.makedirs(args.output, exist_ok=True)
+    NAMED[args.topology]().write(args.output)
+    print(args.output)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -249,7 +249,7 @@ class PluginPhasesTest(base.BaseTestCase):
                             GPU_PASSTHROUGH_FAKE_TOPOLOGY='dgx_a100_partial')
         fake_root = os.path.join(self.data_dir, 'fake-sysfs')
         self.assertEqual(
-            [('-m', 'gpu_passthrough_filter.testing.fake_sysfs',
+            [('-m', 'gpu_passthrough_filter.testing.topologies',
               '--topology', 'dgx_a100_partial', '--output', fake_root)],
             self.named(calls, 'python3'))
         self.assertIn((self.agent_conf, 'agent', 'sysfs_root', fake_root),

@@ -448,7 +448,7 @@ class CommandLineTest(FakeTreeTestCase):
 
     def test_writes_the_named_tree(self):
         root = os.path.join(self.tmp(), 'new')
-        self.assertEqual(0, fs.main(
+        self.assertEqual(0, topologies.main(
             ['--topology', 'pcie_4gpu_dual_socket_l40s', '--output', root]))
         devices = os.listdir(os.path.join(root, 'sys', 'bus', 'pci',
                                           'devices'))
@@ -459,6 +459,6 @@ class CommandLineTest(FakeTreeTestCase):
                                           'class')).startswith('0x0302')))
 
     def test_unknown_topology_is_refused(self):
-        error = self.assertRaises(SystemExit, fs.main,
+        error = self.assertRaises(SystemExit, topologies.main,
                                   ['--topology', 'nope', '--output', '/x'])
         self.assertEqual(2, error.code)
