@@ -13,6 +13,8 @@
 
 from oslo_config import cfg
 
+from gpu_passthrough_filter.policy import extra_specs
+
 GROUP = cfg.OptGroup(
     'gpu_passthrough',
     title='GPU passthrough scheduling',
@@ -26,11 +28,7 @@ OPTS = [
     cfg.StrOpt(
         'default_isolation',
         default='strict',
-        choices=[
-            ('strict', 'Every GPU given to a guest must sit in an IOMMU '
-                       'group that the guest can own whole.'),
-            ('any', 'Ignore IOMMU isolation; rely on nova alone.'),
-        ],
+        choices=extra_specs.policy_spec('isolation').value_descriptions(),
         help="""
 IOMMU isolation policy for flavors without ``gpu_passthrough:isolation``.
 
@@ -46,13 +44,8 @@ Related options:
     cfg.StrOpt(
         'default_numa_affinity',
         default='preferred',
-        choices=[
-            ('required', 'All GPUs of a guest on one host NUMA node, or the '
-                         'host is rejected.'),
-            ('preferred', 'Prefer hosts and GPU sets on one NUMA node; '
-                          'accept others.'),
-            ('none', 'Ignore the NUMA node of GPUs.'),
-        ],
+        choices=extra_specs.policy_spec(
+            'numa_affinity').value_descriptions(),
         help="""
 NUMA affinity policy for flavors without ``gpu_passthrough:numa_affinity``.
 
@@ -62,13 +55,7 @@ Applies to every GPU guest, also guests without ``hw:numa_nodes``. Set it to
     cfg.StrOpt(
         'default_locality',
         default='any',
-        choices=[
-            ('switch', 'All GPUs of a multi-GPU guest under one PCIe '
-                       'switch (peer-to-peer capable).'),
-            ('numa', 'All GPUs of a multi-GPU guest on one NUMA node.'),
-            ('any', 'No locality requirement; the weigher still prefers '
-                    'better locality.'),
-        ],
+        choices=extra_specs.policy_spec('locality').value_descriptions(),
         help="""
 PCIe locality requirement for multi-GPU flavors without
 ``gpu_passthrough:locality``. It is a hard requirement: a host that cannot

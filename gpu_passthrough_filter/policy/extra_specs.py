@@ -67,11 +67,18 @@ class PolicySpec:
     enum_type: type
 
     def value_descriptions(self):
-        """``(value, help)`` pairs from the enum's value docs."""
+        """``(value, help)`` pairs, in documentation order.
+
+        The one help text of each value: nova's extra-spec validator, the
+        ``[gpu_passthrough] default_*`` options' choices and the docs all
+        show it.
+        """
         return tuple((value, _VALUE_HELP[self.key][value])
                      for value in self.values)
 
 
+#: Help of every policy value, by spec key (see
+#: :meth:`PolicySpec.value_descriptions`).
 _VALUE_HELP = {
     'isolation': {
         'strict': 'Every GPU given sits in an IOMMU group the guest owns '
@@ -126,6 +133,11 @@ POLICY_SPECS = (
         builtin_default=model.Locality.ANY.value,
         enum_type=model.Locality),
 )
+
+
+def policy_spec(key):
+    """The :class:`PolicySpec` of ``key`` (``isolation``, ...)."""
+    return next(spec for spec in POLICY_SPECS if spec.key == key)
 
 
 class Policies(typing.NamedTuple):

@@ -23,31 +23,26 @@ import typing
 from gpu_passthrough_filter import tags
 
 
+# NOTE: what each value means is written once, in
+# extra_specs.PolicySpec.value_descriptions (validators, options, docs).
+
 class Isolation(str, enum.Enum):
     """``gpu_passthrough:isolation`` extra spec values."""
-    #: Every GPU given must be in an IOMMU group the guest owns whole.
     STRICT = 'strict'
-    #: IOMMU isolation is not checked.
     ANY = 'any'
 
 
 class NumaAffinity(str, enum.Enum):
     """``gpu_passthrough:numa_affinity`` extra spec values."""
-    #: All GPUs of the guest on one host NUMA node, or no placement.
     REQUIRED = 'required'
-    #: One NUMA node when the host can; otherwise any.
     PREFERRED = 'preferred'
-    #: NUMA nodes of the GPUs are ignored.
     NONE = 'none'
 
 
 class Locality(str, enum.Enum):
     """``gpu_passthrough:locality`` extra spec values (multi-GPU guests)."""
-    #: All GPUs under one PCIe switch (peer-to-peer capable).
     SWITCH = 'switch'
-    #: All GPUs on one NUMA node.
     NUMA = 'numa'
-    #: No requirement.
     ANY = 'any'
 
 
