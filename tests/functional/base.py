@@ -38,7 +38,7 @@ from nova.tests.functional import fixtures as nova_fixtures
 from nova.tests.functional.libvirt import base
 from sqlalchemy import exc as sqla_exc
 
-from tests.functional import fake_gpus
+from tests import fake_gpus
 
 CONF = conf.CONF
 
@@ -76,7 +76,7 @@ class GPUServersTestBase(base.ServersTestBase):
     Attributes:
 
     * ``GPU_MODELS``: the models that get a ``[pci] alias`` (alias name =
-      :attr:`~tests.functional.fake_gpus.GPUModel.alias`).
+      :attr:`~tests.fake_gpus.GPUModel.alias`).
     * ``PCI_IN_PLACEMENT``: start with ``[pci] report_in_placement`` and
       ``[filter_scheduler] pci_in_placement`` on.
     * ``GPU_FILTERS``: nova filters enabled after nova's defaults
@@ -211,7 +211,7 @@ class GPUServersTestBase(base.ServersTestBase):
         afterwards and other hosts can be started with other GPUs.
 
         :param hostname: the compute's host name (also its node name).
-        :param gpus: the host's :class:`~tests.functional.fake_gpus.FakeGPU`
+        :param gpus: the host's :class:`~tests.fake_gpus.FakeGPU`
             values; may be empty for a host without GPUs.
         :param numa_nodes: host NUMA nodes; every GPU's ``numa_node`` must
             be below it.

@@ -21,8 +21,8 @@ host, and the 8-GPU server takes the other. Both PCI modes, each with the
 project's recommended pipeline and default options.
 """
 
+from tests import fake_gpus
 from tests.functional import base
-from tests.functional import fake_gpus
 from tests.functional import test_placement_scale
 
 

@@ -20,8 +20,8 @@ import json
 import testtools
 
 from gpu_passthrough_filter import tags
+from tests import fake_gpus
 from tests.functional import base
-from tests.functional import fake_gpus
 
 FakeGPU = fake_gpus.FakeGPU
 

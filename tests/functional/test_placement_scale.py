@@ -24,8 +24,8 @@ defaults the 8-GPU query of the first test does not finish in minutes
 import time
 
 from gpu_passthrough_filter import recommended
+from tests import fake_gpus
 from tests.functional import base
-from tests.functional import fake_gpus
 
 FakeGPU = fake_gpus.FakeGPU
 

@@ -49,8 +49,8 @@ from gpu_passthrough_filter.inventory import sysfs
 from gpu_passthrough_filter.testing import fake_sysfs
 from gpu_passthrough_filter import traits
 
+from tests import fake_gpus
 from tests.functional import base
-from tests.functional import fake_gpus
 from tests.functional import sdk_cloud
 from tests.scenario import scenarios
 

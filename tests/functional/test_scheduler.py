@@ -19,8 +19,8 @@ exact PCI addresses every server got. Each test starts real nova services
 
 from nova.tests.functional.api import client
 
+from tests import fake_gpus
 from tests.functional import base
-from tests.functional import fake_gpus
 
 FakeGPU = fake_gpus.FakeGPU
 

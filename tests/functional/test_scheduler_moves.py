@@ -21,7 +21,7 @@ guest's GPUs: only the filter's reordering gives the right set.
 
 import fixtures
 
-from tests.functional import fake_gpus
+from tests import fake_gpus
 from tests.functional import test_scheduler
 
 FakeGPU = fake_gpus.FakeGPU

@@ -11,7 +11,7 @@
 # under the License.
 """Real nova objects for the scheduler adapter tests.
 
-A host is described with :class:`~tests.functional.fake_gpus.FakeGPU`
+A host is described with :class:`~tests.fake_gpus.FakeGPU`
 values (the same declarative GPUs as the functional harness). The pools are
 built the way nova builds them: nova-compute's ``PciDeviceStats`` reads the
 host's tagged ``[pci] device_spec`` and adds each *available*
@@ -36,7 +36,7 @@ from oslotest import base
 
 from gpu_passthrough_filter import conf as project_conf
 
-from tests.functional import fake_gpus
+from tests import fake_gpus
 
 objects.register_all()
 
