@@ -90,6 +90,23 @@ NOVA_PACKING_OPTIONS = {
 }
 
 
+def with_fast_nova_filters(policy):
+    """``policy`` with nova's two PCI filters in their fast forms.
+
+    The same verdicts (``tests/unit/scheduler/test_nova_filters.py``), so
+    the same placements, in a fraction of the time: what makes a run over
+    the whole openb fleet fit in an hour per policy.
+    """
+    enabled = [FAST_NOVA_FILTERS.get(name, name)
+               for name in policy.enabled_filters]
+    available = list(policy.available_filters)
+    if enabled != list(policy.enabled_filters):
+        available += [name for name in PROJECT_AVAILABLE
+                      if name not in available]
+    return dataclasses.replace(policy, enabled_filters=enabled,
+                               available_filters=available)
+
+
 class PolicyError(ValueError):
     """A policy file is malformed."""
 

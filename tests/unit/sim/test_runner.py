@@ -410,3 +410,21 @@ class TestOnlyOfferedGPUs(SimTestCase):
         self.assertEqual([None, 'host-0'],
                          [p.host for p in result.placements])
         self.assertNotIn(gpus[0].address, result.placements[1].gpus)
+
+
+class TestFastNovaFilters(SimTestCase):
+    """The anchors with nova's PCI filters in their fast forms: the same
+    placements (what makes a whole-fleet run affordable)."""
+
+    def test_same_placements_for_every_builtin_policy(self):
+        sim_fleet = _fleet(hosts=3, shared=True)
+        arrivals = workload.synthetic(workload.parse_mix('0:1,1:3,2:1,4:1'),
+                                      40, seed=3)
+        for policy in runner.builtin_policies():
+            fast = runner.with_fast_nova_filters(policy)
+            self.assertNotIn('PciPassthroughFilter', fast.enabled_filters)
+            self.assertEqual(
+                [(p.host, p.gpus) for p in self.run_policy(
+                    sim_fleet, arrivals, policy).placements],
+                [(p.host, p.gpus) for p in self.run_policy(
+                    sim_fleet, arrivals, fast).placements], policy.name)
