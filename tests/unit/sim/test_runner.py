@@ -413,8 +413,10 @@ class TestOnlyOfferedGPUs(SimTestCase):
 
 
 class TestFastNovaFilters(SimTestCase):
-    """The anchors with nova's PCI filters in their fast forms: the same
-    placements (what makes a whole-fleet run affordable)."""
+    """Nova's PCI filters in their fast forms place the same.
+
+    What makes a whole-fleet run affordable, for the anchors too.
+    """
 
     def test_same_placements_for_every_builtin_policy(self):
         sim_fleet = _fleet(hosts=3, shared=True)
