@@ -116,17 +116,37 @@ def root_port(parents):
     return below[0] if below else None
 
 
-def switch_upstream_port(parents):
+def switch_upstream_port(parents, ports_above_bridges=frozenset()):
     """Upstream port of the PCIe switch right above a device, or None.
 
     Below the root port the bridges alternate upstream port, downstream
     port, upstream port, ...; the nearest upstream port at an even
-    position is the switch the device sits in (for a device on a switch's
-    internal bus, right below the upstream port, it is that port).
+    position is the switch the device sits in. A device right below one
+    bridge is on a switch's internal bus only when that bridge has bridges
+    below it (its downstream ports); otherwise the bridge is a plain
+    PCI-to-PCI (or PCIe-to-PCI) bridge, which gives its devices no shared
+    peer-to-peer fabric, and there is no switch.
 
     :param parents: the path, as :attr:`PciFunction.parents`.
+    :param ports_above_bridges: addresses of the bridges that have other
+        bridges below them (:func:`ports_above_bridges`).
     """
     switch_ports = _below_root(parents)[1:]
     if not switch_ports:
         return None
+    if len(switch_ports) == 1 and switch_ports[0] not in ports_above_bridges:
+        return None
     return switch_ports[(len(switch_ports) - 1) // 2 * 2]
+
+
+def ports_above_bridges(functions):
+    """Addresses of the bridges with another bridge below them.
+
+    :param functions: every :class:`~.model.PciFunction` of the host.
+    """
+    above = set()
+    for function in functions:
+        if function.is_bridge:
+            above.update(name for name in function.parents
+                         if not is_host_bridge_dir(name))
+    return frozenset(above)

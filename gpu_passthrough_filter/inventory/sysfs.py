@@ -290,6 +290,7 @@ class SysfsReader:
         for function in functions.values():
             by_slot.setdefault(function.slot, []).append(function.address)
         gpu_functions = [f for f in functions.values() if self._is_gpu(f)]
+        switch_ports = locality.ports_above_bridges(functions.values())
         names = None
         gpus = {}
         for function in sorted(gpu_functions, key=lambda f: f.address):
@@ -301,7 +302,7 @@ class SysfsReader:
                     {f.vendor for f in gpu_functions if f.vendor})
             gpus[function.slot] = self._gpu(
                 function, sorted(by_slot[function.slot]), functions,
-                numa_nodes, groups, names)
+                numa_nodes, groups, names, switch_ports)
         return [gpus[slot] for slot in sorted(gpus)]
 
     def _is_gpu(self, function):
@@ -312,7 +313,8 @@ class SysfsReader:
         return function.is_gpu_class or \
             (function.vendor, function.device) in self.extra_gpu_ids
 
-    def _gpu(self, function, own, functions, numa_nodes, groups, names):
+    def _gpu(self, function, own, functions, numa_nodes, groups, names,
+             switch_ports):
         group = function.iommu_group
         verdict = isolation.classify(
             own, group, groups.get(group, []), functions, bool(groups),
@@ -331,7 +333,8 @@ class SysfsReader:
             isolation_reason=verdict.reason,
             vfio_ready=verdict.vfio_ready,
             driver=function.driver,
-            switch=locality.switch_upstream_port(function.parents),
+            switch=locality.switch_upstream_port(function.parents,
+                                                 switch_ports),
             root_port=locality.root_port(function.parents),
             root_complex=locality.root_complex(function.parents))
 

@@ -11,10 +11,13 @@
 # under the License.
 """PCIe switch/root detection, NUMA derivation and pair locality."""
 
+import fixtures
 from oslotest import base
 
 from gpu_passthrough_filter.inventory import locality
 from gpu_passthrough_filter.inventory import model
+from gpu_passthrough_filter.inventory import sysfs
+from gpu_passthrough_filter.testing import fake_sysfs
 from tests.unit.inventory import pairs
 
 # Paths as the reader builds them from realpaths.
@@ -44,8 +47,29 @@ class PathTest(base.BaseTestCase):
         self.assertEqual('0000:40:01.1', locality.root_port(CASCADED))
 
     def test_function_on_switch_internal_bus(self):
-        self.assertEqual('0000:18:00.0',
-                         locality.switch_upstream_port(ON_UPSTREAM_BUS))
+        """Right below an upstream port that has downstream ports."""
+        self.assertEqual('0000:18:00.0', locality.switch_upstream_port(
+            ON_UPSTREAM_BUS, frozenset(['0000:18:00.0'])))
+
+    def test_one_plain_bridge_is_no_switch(self):
+        """A PCI-to-PCI bridge with the device alone below it."""
+        self.assertIsNone(locality.switch_upstream_port(ON_UPSTREAM_BUS))
+
+    def test_ports_above_bridges(self):
+        bridge = '060400'
+        functions = [
+            model.PciFunction('0000:17:00.0', class_code=bridge,
+                              parents=['pci0000:17']),
+            model.PciFunction('0000:18:00.0', class_code=bridge,
+                              parents=['pci0000:17', '0000:17:00.0']),
+            model.PciFunction('0000:19:08.0', class_code=bridge,
+                              parents=['pci0000:17', '0000:17:00.0',
+                                       '0000:18:00.0']),
+            model.PciFunction('0000:1a:00.0', class_code='030200',
+                              parents=['pci0000:17', '0000:17:00.0',
+                                       '0000:18:00.0', '0000:19:08.0'])]
+        self.assertEqual({'0000:17:00.0', '0000:18:00.0'},
+                         locality.ports_above_bridges(functions))
 
     def test_root_bus_device(self):
         path = ['pci0000:00']
@@ -142,3 +166,30 @@ class PairLocalityTest(base.BaseTestCase):
         gpus = [gpu('c', 's1'), gpu('a', 's1'), gpu('b', 's2'), gpu('d')]
         self.assertEqual({'s1': ['a', 'c'], 's2': ['b']},
                          pairs.switch_groups(gpus))
+
+
+class BridgeOrSwitchOnTreesTest(base.BaseTestCase):
+    """The same GPU under a plain bridge and under a switch, read back."""
+
+    def read(self, below_root_port):
+        root = self.useFixture(fixtures.TempDir()).path
+        fake_sysfs.write(fake_sysfs.Host(
+            numa_nodes=[fake_sysfs.NumaNode(0, '0-3')],
+            root_complexes=[fake_sysfs.RootComplex('0000:00', children=[
+                fake_sysfs.RootPort('0000:00:01.0',
+                                    children=[below_root_port])])]), root)
+        gpu, = sysfs.read_inventory(root, hostname='h').gpus
+        return gpu
+
+    def test_plain_bridge_is_no_switch(self):
+        """A PCIe-to-PCI bridge with the GPU alone below it."""
+        gpu = fake_sysfs.nvidia_gpu('0000:02:00.0')
+        bridge = fake_sysfs.RootPort('0000:01:00.0', vendor=0x104c,
+                                     device=0x8240, children=[gpu])
+        self.assertIsNone(self.read(bridge).switch)
+
+    def test_switch_is_its_upstream_port(self):
+        switch = fake_sysfs.Switch('0000:01:00.0', downstream=[
+            fake_sysfs.DownstreamPort('0000:02:08.0', children=[
+                fake_sysfs.nvidia_gpu('0000:03:00.0')])]).as_bridge()
+        self.assertEqual('0000:01:00.0', self.read(switch).switch)
