@@ -63,6 +63,13 @@ def classify(gpu_functions, group, members, functions, iommu_enabled,
     if gpu_address not in members:
         return Verdict(tags.UNKNOWN, 'group %s does not list %s'
                        % (group, gpu_address), False)
+    disagreeing = _disagreeing(group, members, functions)
+    if disagreeing:
+        # NOTE: the group's listing and the devices' own iommu_group links
+        # are two views of one kernel fact; when they differ neither can
+        # be trusted to prove that the GPU is alone.
+        return Verdict(tags.UNKNOWN, 'group %s: sysfs disagrees about %s'
+                       % (group, ', '.join(disagreeing)), False)
     foreign, unreadable = _foreign_members(own, members, functions)
     ready = not unreadable and _vfio_ready(members, functions,
                                            set(unreadable_drivers))
@@ -74,6 +81,22 @@ def classify(gpu_functions, group, members, functions, iommu_enabled,
                        % (group, ', '.join(unreadable)), False)
     return Verdict(tags.ISOLATED, 'group %s holds only the GPU\'s own '
                    'functions and bridges' % group, ready)
+
+
+def _disagreeing(group, members, functions):
+    """Where the group's listing and the devices' own links disagree.
+
+    Listed members whose ``iommu_group`` link names another group, and
+    functions whose link names ``group`` but that the group does not
+    list; sorted.
+    """
+    listed = set(members)
+    wrong = [address for address in listed
+             if address in functions and
+             functions[address].iommu_group not in (None, group)]
+    unlisted = [address for address, function in functions.items()
+                if function.iommu_group == group and address not in listed]
+    return sorted(wrong + unlisted)
 
 
 def _foreign_members(own, members, functions):

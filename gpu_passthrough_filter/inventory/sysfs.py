@@ -439,12 +439,25 @@ class _FunctionFiles:
 
     def _link(self, name):
         try:
-            return os.path.basename(os.readlink(name, dir_fd=self.dir_fd))
+            target = os.readlink(name, dir_fd=self.dir_fd)
         except FileNotFoundError:
             return None
         except OSError as exc:
             self._error(name, 'unreadable link: %s' % (exc.strerror or exc))
             return None
+        value = os.path.basename(target.rstrip('/'))
+        if value in ('', '.', '..', name):
+            # NOTE: a link to itself (or to a directory, not a driver or a
+            # group) names nothing; its basename would read as driver
+            # "driver".
+            self._error(name, 'link points at %r, not at a %s'
+                        % (target, name.replace('_', ' ')))
+            return None
+        if name == 'iommu_group' and not value.isdigit():
+            self._error(name, 'link points at %r, not at an IOMMU group'
+                        % target)
+            return None
+        return value
 
     @staticmethod
     def _hex_id(text):

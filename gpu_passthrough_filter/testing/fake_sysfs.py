@@ -820,6 +820,17 @@ class FakeSysfs:
             os.remove(path)
         _write(path, content)
 
+    def relink(self, address, name, target):
+        """Point the device's link ``name`` at ``target`` (as written).
+
+        E.g. ``relink(gpu, 'driver', 'driver')`` (a link to itself), or an
+        ``iommu_group`` link to a group whose listing omits the device.
+        """
+        path = self.path(address, name)
+        if os.path.lexists(path):
+            os.remove(path)
+        os.symlink(target, path)
+
     def remove(self, address, name):
         """Delete a file or link of the device."""
         os.remove(self.path(address, name))
