@@ -127,10 +127,14 @@ def print_table(inventory, console):
         HostInventory`.
     :param console: a :class:`rich.console.Console`.
     """
-    console.print('Host %s: %d PCI functions, %d NUMA node(s), %d IOMMU '
-                  'group(s)' % (inventory.hostname, len(inventory.functions),
-                                len(inventory.numa_nodes),
-                                len(inventory.iommu_groups)), markup=False)
+    memory_only = [n.id for n in inventory.numa_nodes if not n.has_cpus]
+    nodes = '%d NUMA node(s)' % (len(inventory.numa_nodes) - len(memory_only))
+    if memory_only:
+        nodes += ' with CPUs and %d memory-only (%s)' % (
+            len(memory_only), ', '.join(map(str, memory_only)))
+    console.print('Host %s: %d PCI functions, %s, %d IOMMU group(s)' % (
+        inventory.hostname, len(inventory.functions), nodes,
+        len(inventory.iommu_groups)), markup=False)
     if not inventory.iommu_enabled:
         console.print('IOMMU is off or not exposed: no IOMMU groups in '
                       'sysfs, so no GPU can be proven isolated.',

@@ -78,6 +78,11 @@ class NumaNode:
     cpus: typing.List[int] = dataclasses.field(default_factory=list)
     memory_kb: typing.Optional[int] = None
 
+    @property
+    def has_cpus(self):
+        """False for a memory-only node (GPU memory on POWER9, CXL)."""
+        return bool(self.cpus)
+
 
 @dataclasses.dataclass
 class PciFunction:

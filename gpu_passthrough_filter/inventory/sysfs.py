@@ -342,13 +342,22 @@ class SysfsReader:
         """``numa_node`` if the host has that node; else None, and why."""
         node = function.numa_node
         known = sorted(n.id for n in numa_nodes)
-        if node is None or not known or node in known:
+        if node is None or not known:
             return node
-        self._error(function.address, 'numa_node',
-                    'node %d is not a NUMA node of this host (%s); taken '
-                    'from local_cpulist instead' % (
-                        node, ', '.join(map(str, known))))
-        return None
+        if node not in known:
+            self._error(function.address, 'numa_node',
+                        'node %d is not a NUMA node of this host (%s); '
+                        'taken from local_cpulist instead' % (
+                            node, ', '.join(map(str, known))))
+            return None
+        if not next(n for n in numa_nodes if n.id == node).has_cpus:
+            # NOTE: POWER9 puts each GPU's own memory in a CPU-less node
+            # (250-255); a guest cannot run there, its CPUs are elsewhere.
+            self._error(function.address, 'numa_node',
+                        'node %d has no CPUs (a GPU or CXL memory node); '
+                        'the CPU node is taken from local_cpulist' % node)
+            return None
+        return node
 
     def _error(self, address, file, message):
         self.errors.append(model.ItemError(address, file, message))

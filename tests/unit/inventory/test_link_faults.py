@@ -70,3 +70,28 @@ class LinkFaultTest(base.BaseTestCase):
         self.assertEqual(tags.UNKNOWN, gpu.isolation)
         self.assertIn('not at an IOMMU group', ' '.join(
             e.message for e in inventory.errors if e.address == GPU))
+
+
+class MemoryOnlyNodeTest(base.BaseTestCase):
+    """POWER9-like: GPU memory in CPU-less NUMA nodes (250, 251)."""
+
+    def test_gpu_on_a_memory_node_gets_its_cpu_node(self):
+        root = self.useFixture(fixtures.TempDir()).path
+        fake_sysfs.write(fake_sysfs.Host(
+            numa_nodes=[fake_sysfs.NumaNode(0, '0-3'),
+                        fake_sysfs.NumaNode(8, '4-7'),
+                        fake_sysfs.NumaNode(250, ''),
+                        fake_sysfs.NumaNode(251, '')],
+            root_complexes=[fake_sysfs.RootComplex(
+                '0030:00', numa_node=8, local_cpulist='4-7', children=[
+                    fake_sysfs.RootPort('0030:00:00.0', children=[
+                        fake_sysfs.nvidia_gpu('0030:01:00.0',
+                                              numa_node=250,
+                                              local_cpulist='4-7')])])]), root)
+        inventory = sysfs.read_inventory(root, hostname='p9')
+        self.assertEqual([True, True, False, False],
+                         [n.has_cpus for n in inventory.numa_nodes])
+        gpu, = inventory.gpus
+        self.assertEqual(8, gpu.numa_node)
+        self.assertIn('node 250 has no CPUs', ' '.join(
+            e.message for e in inventory.errors))
