@@ -23,6 +23,12 @@ their retry-on-conflict resends the stale generation. It reads, decides and
 writes itself (see :mod:`gpu_passthrough_filter.agent.placement`).
 """
 
+import contextlib
+import re
+import signal
+import threading
+import time
+
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import loading as ks_loading
 import openstack
@@ -36,6 +42,72 @@ LOG = logging.getLogger(__name__)
 #: Seconds a request may take when ``[placement] timeout`` is unset: the
 #: daemon must never hang on a Placement that accepts and then says nothing.
 DEFAULT_TIMEOUT = 30.0
+
+#: When the current publishing cycle must end (``time.monotonic()``), or
+#: None outside :func:`cycle_deadline`.
+_CYCLE_ENDS = threading.local()
+
+
+class _OutOfTime(Exception):
+    """Raised by the alarm inside a request that ran out of time."""
+
+
+@contextlib.contextmanager
+def cycle_deadline(seconds):
+    """Bound every request sent inside by the cycle's remaining time.
+
+    :param seconds: the cycle's budget (``[agent] cycle_timeout``).
+    """
+    _CYCLE_ENDS.at = time.monotonic() + seconds
+    try:
+        yield
+    finally:
+        _CYCLE_ENDS.at = None
+
+
+def _time_left(timeout):
+    """Seconds this request may take: its timeout, within the cycle's."""
+    ends = getattr(_CYCLE_ENDS, 'at', None)
+    if ends is None:
+        return timeout
+    return min(timeout, ends - time.monotonic())
+
+
+@contextlib.contextmanager
+def _alarm(seconds):
+    """Interrupt the block after ``seconds`` (main thread only).
+
+    The session's timeout bounds each read; a server that sends one byte
+    a second never trips it. The alarm bounds the whole exchange.
+    Elsewhere than in the main thread (no signals) only the per-read
+    timeout applies.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _expired(signum, frame):
+        raise _OutOfTime()
+
+    previous = signal.signal(signal.SIGALRM, _expired)
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.001))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _short(exc):
+    """The cause of a connection error, said once.
+
+    keystoneauth nests urllib3's message, which names the URL and the
+    connection pool again; the ``[Errno N] ...`` part is the cause.
+    """
+    text = str(exc)
+    cause = re.search(r'\[Errno -?\d+\] [^\'")]+', text)
+    return cause.group(0).strip() if cause else text
+
 
 #: Microversion of every call: traits need 1.6; 1.23 adds error codes such
 #: as ``placement.concurrent_update`` to 409 answers.
@@ -95,13 +167,24 @@ class PlacementClient:
         kwargs = {'microversion': MICROVERSION}
         if body is not None:
             kwargs['json'] = body
+        timeout = getattr(self.connection.session, 'timeout', None)
+        allowed = _time_left(timeout or DEFAULT_TIMEOUT)
+        if allowed <= 0:
+            raise exception.PlacementUnavailable(
+                method=method, url=url,
+                reason='the publishing cycle ran out of time')
         try:
-            response = self.connection.placement.request(
-                url, method, **kwargs)
+            with _alarm(allowed):
+                response = self.connection.placement.request(
+                    url, method, **kwargs)
+        except _OutOfTime:
+            raise exception.PlacementUnavailable(
+                method=method, url=url,
+                reason='no complete answer within %.1f s' % allowed)
         except (ks_exc.ConnectionError, ks_exc.RequestTimeout,
                 ks_exc.GatewayTimeout, ks_exc.DiscoveryFailure) as exc:
             raise exception.PlacementUnavailable(method=method, url=url,
-                                                 reason=exc)
+                                                 reason=_short(exc))
         except (ks_exc.Unauthorized, ks_exc.Forbidden) as exc:
             raise exception.AuthError(status=exc.http_status, method=method,
                                       url=url)

@@ -39,6 +39,7 @@ from oslo_log import log as logging
 import stevedore
 
 from gpu_passthrough_filter.agent import base
+from gpu_passthrough_filter.agent import client
 from gpu_passthrough_filter.agent import exception
 from gpu_passthrough_filter import conf as conf_pkg
 from gpu_passthrough_filter.conf import opts as conf_opts
@@ -174,26 +175,31 @@ def run_cycle(conf, manager, discover_fn=discover):
         LOG.error('Discovery failed, nothing published: %s', exc)
         report.errors['discovery'] = exc
         return report
-    for extension in manager:
-        try:
-            result = extension.obj.publish(inventory)
-        except exception.PublishError as exc:
-            log = LOG.warning if exc.transient else LOG.error
-            log('Publisher %(name)s failed: %(error)s',
-                {'name': extension.name, 'error': exc})
-            report.errors[extension.name] = exc
-            continue
-        except Exception as exc:
-            # NOTE: a bug or an answer nobody foresaw must not end the
-            # daemon: the cycle reports it and the next one tries again.
-            LOG.exception('Publisher %s failed unexpectedly',
-                          extension.name)
-            report.errors[extension.name] = exception.PublishError(
-                reason='unexpected %s: %s' % (type(exc).__name__, exc))
-            continue
-        report.results[extension.name] = result
-        _log_result(extension.name, result)
+    with client.cycle_deadline(conf.agent.cycle_timeout):
+        for extension in manager:
+            _publish_one(extension, inventory, report)
     return report
+
+
+def _publish_one(extension, inventory, report):
+    """Run one publisher and record its outcome in ``report``."""
+    try:
+        result = extension.obj.publish(inventory)
+    except exception.PublishError as exc:
+        log = LOG.warning if exc.transient else LOG.error
+        log('Publisher %(name)s failed: %(error)s',
+            {'name': extension.name, 'error': exc})
+        report.errors[extension.name] = exc
+        return
+    except Exception as exc:
+        # NOTE: a bug or an answer nobody foresaw must not end the
+        # daemon: the cycle reports it and the next one tries again.
+        LOG.exception('Publisher %s failed unexpectedly', extension.name)
+        report.errors[extension.name] = exception.PublishError(
+            reason='unexpected %s: %s' % (type(exc).__name__, exc))
+        return
+    report.results[extension.name] = result
+    _log_result(extension.name, result)
 
 
 def _log_result(name, result):

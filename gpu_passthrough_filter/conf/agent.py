@@ -83,9 +83,24 @@ out or answers 5xx. Doubles on each failure, with jitter, up to
 """),
     cfg.FloatOpt(
         'backoff_max',
-        default=300.0,
+        default=60.0,
         min=0.0,
-        help='Longest wait, in seconds, between two retries of a publish.'),
+        help="""
+Longest wait, in seconds, between two retries of a publish. It bounds how
+long after Placement comes back the agent publishes again: at most
+``backoff_max`` plus one cycle (``cycle_timeout``).
+"""),
+    cfg.FloatOpt(
+        'cycle_timeout',
+        default=120.0,
+        min=1.0,
+        help="""
+Seconds one discovery-and-publish cycle may spend talking to Placement, all
+its requests together. Each request is also bounded by ``[placement]
+timeout`` as a whole, not per read: a server that trickles its answer
+cannot hold the agent. A cycle out of time counts as a failure and is
+retried with backoff.
+"""),
 ]
 
 
