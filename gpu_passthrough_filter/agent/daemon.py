@@ -43,6 +43,7 @@ from gpu_passthrough_filter.agent import client
 from gpu_passthrough_filter.agent import exception
 from gpu_passthrough_filter import conf as conf_pkg
 from gpu_passthrough_filter.conf import opts as conf_opts
+from gpu_passthrough_filter.inventory import health
 from gpu_passthrough_filter.inventory import sysfs
 
 LOG = logging.getLogger(__name__)
@@ -286,6 +287,10 @@ class Daemon:
         self.manager = self.publishers_fn(self.conf)
         self.backoff = Backoff(self.conf.agent.backoff_initial,
                                self.conf.agent.backoff_max)
+        # NOTE: kept across cycles (and reloads): rising AER counters and
+        # flap damping need the earlier readings.
+        self.health = health.HealthTracker(
+            self.conf.agent.health_settle_cycles)
 
     def reload(self):
         """Swap in the configuration files' current content, if valid."""
@@ -314,12 +319,15 @@ class Daemon:
         while not self._stop:
             if self._reload:
                 self.reload()
-            report = run_cycle(self.conf, self.manager, self.discover_fn)
+            report = run_cycle(self.conf, self.manager, self._discover)
             self.cycles += 1
             self._sleep(self._delay_after(report))
         LOG.info('gpu-passthrough-agent stopped after %d cycle(s)',
                  self.cycles)
         return 0
+
+    def _discover(self, conf):
+        return self.health.assess(self.discover_fn(conf))
 
     def _delay_after(self, report):
         if report.ok:

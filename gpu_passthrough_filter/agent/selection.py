@@ -20,7 +20,8 @@ Rule: a GPU is offered when its IOMMU group is *isolated*; a GPU of a
 (``[nova_pci] include_shared_groups``) and every endpoint of the group is
 a function of one of the group's GPUs (the scheduler then hands the group
 out whole, by its ``gpupt_group_gpus`` tag). *Unknown* is never offered:
-the agent does not offer what it could not prove safe.
+the agent does not offer what it could not prove safe. Nor is a GPU whose
+health is *unhealthy* (:mod:`gpu_passthrough_filter.inventory.health`).
 
 Pure module: no nova, oslo or openstacksdk import.
 """
@@ -28,6 +29,7 @@ Pure module: no nova, oslo or openstacksdk import.
 import dataclasses
 import typing
 
+from gpu_passthrough_filter.inventory import health
 from gpu_passthrough_filter import tags
 
 
@@ -63,6 +65,9 @@ def choose(inventory, include_shared_groups=False):
         mates = gpus_by_group.get(gpu.iommu_group, [gpu])
         offered, reason = _decide(inventory, gpu, mates,
                                   include_shared_groups)
+        if offered and gpu.health == health.UNHEALTHY:
+            offered, reason = False, 'unhealthy: %s' % '; '.join(
+                gpu.health_reasons)
         choices.append(Choice(gpu, offered, reason, len(mates)))
     return choices
 

@@ -143,13 +143,17 @@ def print_table(inventory, console):
         console.print('No GPU found.', markup=False)
         return
     console.print(_gpu_table(inventory))
+    for gpu in inventory.gpus:
+        for reason in gpu.health_reasons:
+            console.print('%s %s: %s' % (gpu.address, gpu.health, reason),
+                          markup=False)
 
 
 def _gpu_table(inventory):
     table = rich.table.Table(title='%d GPU(s)' % len(inventory.gpus),
                              title_justify='left')
     for column in ('GPU', 'Name', 'NUMA', 'IOMMU group', 'vfio ready',
-                   'Driver', 'Switch', 'Link'):
+                   'Driver', 'Switch', 'Link', 'Health'):
         table.add_column(column)
     for gpu in inventory.gpus:
         function = inventory.function(gpu.address)
@@ -159,7 +163,7 @@ def _gpu_table(inventory):
         table.add_row(gpu.address, gpu.name, _or_dash(gpu.numa_node), group,
                       'yes' if gpu.vfio_ready else 'no',
                       _or_dash(gpu.driver), _or_dash(gpu.switch),
-                      _link(function))
+                      _link(function), gpu.health)
     return table
 
 

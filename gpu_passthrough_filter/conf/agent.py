@@ -90,6 +90,15 @@ Longest wait, in seconds, between two retries of a publish. It bounds how
 long after Placement comes back the agent publishes again: at most
 ``backoff_max`` plus one cycle (``cycle_timeout``).
 """),
+    cfg.IntOpt(
+        'health_settle_cycles',
+        default=3,
+        min=1,
+        help="""
+Readings in a row a GPU that was unhealthy (config space all ones, fatal
+AER errors, no reset method, gone) must be healthy before ``run`` offers it
+again. Damps a GPU that flaps; ``publish`` judges one reading only.
+"""),
     cfg.FloatOpt(
         'cycle_timeout',
         default=120.0,

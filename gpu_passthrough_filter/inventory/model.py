@@ -109,6 +109,11 @@ class PciFunction:
     :param sriov_totalvfs: ``sriov_totalvfs`` of an SR-IOV physical
         function.
     :param physfn: address of the physical function of a virtual function.
+    :param aer_fatal: ``TOTAL_ERR_FATAL`` of ``aer_dev_fatal`` (PCIe AER).
+    :param aer_nonfatal: ``TOTAL_ERR_NONFATAL`` of ``aer_dev_nonfatal``.
+    :param aer_correctable: ``TOTAL_ERR_COR`` of ``aer_dev_correctable``.
+    :param config_readable: False when the config space reads all ones (the
+        device fell off the bus or is stuck in reset); None: no ``config``.
     """
     address: str
     vendor: typing.Optional[str] = None
@@ -129,6 +134,10 @@ class PciFunction:
     reset_methods: typing.Optional[typing.List[str]] = None
     sriov_totalvfs: typing.Optional[int] = None
     physfn: typing.Optional[str] = None
+    aer_fatal: typing.Optional[int] = None
+    aer_nonfatal: typing.Optional[int] = None
+    aer_correctable: typing.Optional[int] = None
+    config_readable: typing.Optional[bool] = None
 
     @property
     def is_bridge(self):
@@ -175,6 +184,9 @@ class GPU:
         above the GPU, None when it hangs off a root port.
     :param root_port: address of the root port above the GPU.
     :param root_complex: the host bridge, e.g. ``"pci0000:17"``.
+    :param health: ``ready``, ``degraded`` (offered, with a reason to
+        look) or ``unhealthy`` (not offered), see :mod:`.health`.
+    :param health_reasons: why, one sentence each.
     """
     address: str
     functions: typing.List[str] = dataclasses.field(default_factory=list)
@@ -190,6 +202,9 @@ class GPU:
     switch: typing.Optional[str] = None
     root_port: typing.Optional[str] = None
     root_complex: typing.Optional[str] = None
+    health: str = 'ready'
+    health_reasons: typing.List[str] = dataclasses.field(
+        default_factory=list)
 
     @property
     def model(self):

@@ -30,6 +30,7 @@ import re
 import socket
 import stat
 
+from gpu_passthrough_filter.inventory import health
 from gpu_passthrough_filter.inventory import isolation
 from gpu_passthrough_filter.inventory import locality
 from gpu_passthrough_filter.inventory import model
@@ -148,6 +149,10 @@ class SysfsReader:
             iommu_groups=groups,
             errors=self.errors)
         inventory.gpus = self.find_gpus(functions, numa_nodes, groups)
+        for gpu in inventory.gpus:
+            verdict = health.assess(gpu, inventory)
+            gpu.health, gpu.health_reasons = verdict.state, list(
+                verdict.reasons)
         return inventory
 
     # PCI functions
@@ -388,6 +393,9 @@ class _FunctionFiles:
         ('bar_sizes', 'resource', '_bar_sizes', True),
         ('reset_methods', 'reset_method', '_words', False),
         ('sriov_totalvfs', 'sriov_totalvfs', '_count', False),
+        ('aer_fatal', 'aer_dev_fatal', '_aer_total', False),
+        ('aer_nonfatal', 'aer_dev_nonfatal', '_aer_total', False),
+        ('aer_correctable', 'aer_dev_correctable', '_aer_total', False),
     )
 
     #: (attribute, link): symlinks whose target's name is the value;
@@ -423,6 +431,7 @@ class _FunctionFiles:
                                                  False)
             for attribute, name in self.LINKS:
                 setattr(function, attribute, self._link(name))
+            function.config_readable = self._config_readable()
         finally:
             os.close(self.dir_fd)
         return function
@@ -445,6 +454,26 @@ class _FunctionFiles:
         except ValueError as exc:
             self._error(name, 'cannot parse %r: %s' % (text[:60], exc))
             return None
+
+    @staticmethod
+    def _aer_total(text):
+        """The ``TOTAL_ERR_*`` line of an AER counter file."""
+        for line in text.splitlines():
+            key, _, value = line.strip().partition(' ')
+            if key.startswith('TOTAL_ERR_'):
+                return int(value)
+        raise ValueError('no TOTAL_ERR_ line')
+
+    def _config_readable(self):
+        """False when the config header reads all ones; None: no file."""
+        try:
+            header = _read_bytes('config', self.dir_fd, 4)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self._error('config', 'unreadable: %s' % (exc.strerror or exc))
+            return False
+        return len(header) == 4 and header != b'\xff\xff\xff\xff'
 
     def _link(self, name):
         try:
@@ -526,6 +555,17 @@ class _FunctionFiles:
         return _bar_sizes(text)
 
 
+def _read_bytes(path, dir_fd=None, size=None):
+    """The bytes of a regular file (a FIFO or device node is refused)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK, dir_fd=dir_fd)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, 'not a regular file', path)
+        return os.read(fd, size or _ATTRIBUTE_MAX)
+    finally:
+        os.close(fd)
+
+
 def _read(path, dir_fd=None):
     """The text of a sysfs attribute, without its trailing newline.
 
@@ -536,17 +576,10 @@ def _read(path, dir_fd=None):
     :param path: the file, relative to ``dir_fd`` when that is given.
     :param dir_fd: an open directory file descriptor, or None.
     """
-    # NOTE: O_NONBLOCK and the S_ISREG check: a FIFO or a device node in
-    # a captured tree would block the scan forever; sysfs attributes are
-    # regular files.
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK, dir_fd=dir_fd)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, 'not a regular file', path)
-        data = os.read(fd, _ATTRIBUTE_MAX)
-    finally:
-        os.close(fd)
-    return data.decode('ascii', 'replace').strip()
+    # NOTE: O_NONBLOCK and the S_ISREG check (in _read_bytes): a FIFO or
+    # a device node in a captured tree would block the scan forever; sysfs
+    # attributes are regular files.
+    return _read_bytes(path, dir_fd).decode('ascii', 'replace').strip()
 
 
 def _pci_device_dirs(devices_dir):
