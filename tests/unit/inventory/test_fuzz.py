@@ -43,12 +43,12 @@ DEVICES = sorted(GPUS) + [NIC]
 FILES = ['vendor', 'class', 'numa_node', 'local_cpulist', 'resource',
          'config', 'reset_method', 'current_link_speed', 'driver',
          'iommu_group']
-FAULTS = ['garbage', 'empty', 'huge', 'fifo', 'remove', 'unreadable',
-          'dangle', 'self', 'other_group', 'unlist']
 
+_FAULT_NAMES = ('garbage', 'empty', 'huge', 'fifo', 'remove', 'unreadable',
+                'dangle', 'self', 'other_group', 'unlist')
 _faults = st.lists(st.tuples(st.sampled_from(DEVICES),
                              st.sampled_from(FILES),
-                             st.sampled_from(FAULTS)),
+                             st.sampled_from(sorted(_FAULT_NAMES))),
                    max_size=4)
 
 
@@ -78,39 +78,11 @@ class SysfsFuzzTest(base.BaseTestCase):
         touched = set()
         if name == 'iommu_group' and fault != 'unlist':
             touched.add(GPUS.get(address))
-        if fault == 'garbage':
-            tree.corrupt(address, name, b'\x00\xff garbage \n\x01')
-        elif fault == 'empty':
-            tree.corrupt(address, name, b'')
-        elif fault == 'huge':
-            tree.corrupt(address, name, b'7' * (1 << 20))
-        elif fault == 'fifo':
-            if os.path.lexists(path):
-                os.remove(path)
-            os.mkfifo(path)
-        elif fault == 'remove':
-            if os.path.lexists(path):
-                os.remove(path)
-        elif fault == 'unreadable' and os.path.lexists(path) and \
-                not os.path.islink(path):
-            tree.unreadable(address, name)
-        elif fault == 'dangle' and os.path.lexists(path):
-            tree.dangle(address, name)
-        elif fault == 'self':
-            tree.relink(address, name, name)
-        elif fault == 'other_group':
-            group = GPUS[min(GPUS)]
-            tree.relink(address, 'iommu_group',
-                        '../../../../kernel/iommu_groups/%d' % group)
-            touched.update({GPUS.get(address), group})
-        elif fault == 'unlist':
-            for group in GPUS.values():
-                member = os.path.join(root, 'sys', 'kernel', 'iommu_groups',
-                                      str(group), 'devices', address)
-                if os.path.lexists(member):
-                    os.remove(member)
-                    touched.add(group)
+        touched |= _FAULTS[fault](root, tree, address, name, path) or set()
         return touched - {None}
+
+    def test_every_fault_has_an_injector(self):
+        self.assertEqual(set(_FAULT_NAMES), set(_FAULTS))
 
     @settings(max_examples=40, deadline=20000)
     @given(_faults)
@@ -130,3 +102,56 @@ class SysfsFuzzTest(base.BaseTestCase):
             function = inventory.function(address)
             self.assertIsNotNone(function, (faults, address))
             self.assertIsNotNone(function.vendor, (faults, address))
+
+
+def _remove(path):
+    if os.path.lexists(path):
+        os.remove(path)
+
+
+def _fifo(root, tree, address, name, path):
+    _remove(path)
+    os.mkfifo(path)
+
+
+def _unreadable(root, tree, address, name, path):
+    if os.path.lexists(path) and not os.path.islink(path):
+        tree.unreadable(address, name)
+
+
+def _dangle(root, tree, address, name, path):
+    if os.path.lexists(path):
+        tree.dangle(address, name)
+
+
+def _other_group(root, tree, address, name, path):
+    group = GPUS[min(GPUS)]
+    tree.relink(address, 'iommu_group',
+                '../../../../kernel/iommu_groups/%d' % group)
+    return {GPUS.get(address), group}
+
+
+def _unlist(root, tree, address, name, path):
+    touched = set()
+    for group in GPUS.values():
+        member = os.path.join(root, 'sys', 'kernel', 'iommu_groups',
+                              str(group), 'devices', address)
+        if os.path.lexists(member):
+            os.remove(member)
+            touched.add(group)
+    return touched
+
+
+#: fault name -> ``(root, tree, address, name, path) -> touched groups``.
+_FAULTS = {
+    'garbage': lambda r, t, a, n, p: t.corrupt(a, n, b'\x00\xff junk \n'),
+    'empty': lambda r, t, a, n, p: t.corrupt(a, n, b''),
+    'huge': lambda r, t, a, n, p: t.corrupt(a, n, b'7' * (1 << 20)),
+    'fifo': _fifo,
+    'remove': lambda r, t, a, n, p: _remove(p),
+    'unreadable': _unreadable,
+    'dangle': _dangle,
+    'self': lambda r, t, a, n, p: t.relink(a, n, n),
+    'other_group': _other_group,
+    'unlist': _unlist,
+}
