@@ -122,7 +122,7 @@ class GPUPassthroughFilter(filters.BaseHostFilter):
             # nova's own candidate filters conclude too.
             return self._prune_candidates(
                 host_state, request_facts, facts, request, request_ids,
-                _candidate_limit(spec_obj, request_ids, opts))
+                _candidate_limit(request_facts, request_ids, opts))
         fit = feasibility.best_set(facts.index, request)
         if not fit.ok:
             LOG.debug('GPUPassthroughFilter rejected host %(host)s: '
@@ -214,7 +214,7 @@ class GPUPassthroughFilter(filters.BaseHostFilter):
             facts.rp_kinds, vouched, request_facts.group_traits)
 
 
-def _candidate_limit(spec_obj, request_ids, opts):
+def _candidate_limit(request_facts, request_ids, opts):
     """``[gpu_passthrough] max_candidates_per_host`` where trimming is safe.
 
     Trimming is safe when no later nova filter can judge two feasible GPU
@@ -224,12 +224,8 @@ def _candidate_limit(spec_obj, request_ids, opts):
     (NUMATopologyFilter then filters no candidate).
     """
     limit = opts.max_candidates_per_host
-    if not limit:
+    if not limit or request_facts.has_numa_topology:
         return 0
-    pci_requests = host_view.spec_field(spec_obj, 'pci_requests')
-    requests = host_view.spec_field(pci_requests, 'requests') or ()
-    if host_view.spec_field(spec_obj, 'numa_topology') is not None:
-        return 0
-    if len(requests) != len(request_ids):
+    if request_facts.pci_request_count != len(request_ids):
         return 0
     return limit

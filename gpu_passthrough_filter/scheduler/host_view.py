@@ -403,14 +403,20 @@ class RequestFacts(object):
     :param ram_mb: guest RAM in MiB.
     :param group_traits: ``{requester id: required traits}`` of the spec's
         Placement request groups (:func:`group_traits`).
+    :param pci_request_count: how many PCI requests the spec holds (GPU
+        or not).
+    :param has_numa_topology: whether the guest has a NUMA topology.
     """
 
-    def __init__(self, asks, policies, vcpus, ram_mb, group_traits=None):
+    def __init__(self, asks, policies, vcpus, ram_mb, group_traits=None,
+                 pci_request_count=0, has_numa_topology=False):
         self.asks = tuple(asks)
         self.policies = policies
         self.vcpus = vcpus
         self.ram_mb = ram_mb
         self.group_traits = dict(group_traits or {})
+        self.pci_request_count = pci_request_count
+        self.has_numa_topology = has_numa_topology
         self._requests = {}
 
     def for_host(self, facts, vendor_ids, candidates=None):
@@ -585,11 +591,14 @@ def request_facts(spec_obj, opts):
     flavor = _field(spec_obj, 'flavor')
     flavor_specs = _field(flavor, 'extra_specs') or {}
     policies = extra_specs.parse_policies(flavor_specs, opts)
+    pci_requests = spec_field(spec_field(spec_obj, 'pci_requests'),
+                              'requests') or ()
     return RequestFacts(
         _pci_asks(spec_obj), policies,
         _number(_field(spec_obj, 'vcpus')) or 0.0,
         _number(_field(spec_obj, 'memory_mb')) or 0.0,
-        group_traits(spec_obj))
+        group_traits(spec_obj), pci_request_count=len(pci_requests),
+        has_numa_topology=spec_field(spec_obj, 'numa_topology') is not None)
 
 
 def spec_field(obj, name):
