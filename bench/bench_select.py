@@ -68,14 +68,9 @@ def _fleet(count):
 
 
 def _requests(count):
+    sizes = [GPU_SIZES[index % len(GPU_SIZES)] for index in range(count)]
     return [workload.VMRequest('bench-%d' % index, 8 * gpus, 65536 * gpus,
-                               gpus)
-            for index, gpus in zip(range(count),
-                                   _cycle(GPU_SIZES, count))]
-
-
-def _cycle(values, count):
-    return [values[index % len(values)] for index in range(count)]
+                               gpus) for index, gpus in enumerate(sizes)]
 
 
 def _policies(pci_in_placement):

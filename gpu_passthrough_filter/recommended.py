@@ -39,6 +39,12 @@ PLACEMENT_OPTIONS = (
            'first, not a thousand orderings of the first host\'s GPUs'),
 )
 
+#: nova.conf of the nova-scheduler hosts: nova's two PCI filters by the
+#: names of their fast forms (the same verdicts,
+#: :mod:`gpu_passthrough_filter.scheduler.nova_filters`), by nova's name.
+FAST_NOVA_FILTERS = {'PciPassthroughFilter': 'FastPciPassthroughFilter',
+                     'NUMATopologyFilter': 'FastNUMATopologyFilter'}
+
 #: nova.conf of the nova-scheduler hosts: ``[scheduler]
 #: max_placement_results`` must not cut Placement's capped answer.
 NOVA_MAX_PLACEMENT_RESULTS = 1000

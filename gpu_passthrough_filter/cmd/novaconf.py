@@ -39,6 +39,8 @@ import collections
 
 from oslo_config import types
 
+from gpu_passthrough_filter import recommended
+
 SECTION = 'filter_scheduler'
 
 AVAILABLE_FILTERS = 'available_filters'
@@ -55,10 +57,7 @@ OUR_WEIGHERS = 'gpu_passthrough_filter.scheduler.all_weighers'
 #: nova's filters a GPU passthrough cloud runs; GPUPassthroughFilter goes
 #: right before the first.
 NOVA_GPU_FILTERS = ('PciPassthroughFilter', 'NUMATopologyFilter')
-#: The project's fast forms of nova's GPU filters (same verdicts,
-#: :mod:`gpu_passthrough_filter.scheduler.nova_filters`), by nova's name.
-FAST_FILTERS = {'PciPassthroughFilter': 'FastPciPassthroughFilter',
-                'NUMATopologyFilter': 'FastNUMATopologyFilter'}
+FAST_FILTERS = recommended.FAST_NOVA_FILTERS
 
 Entry = collections.namedtuple('Entry', 'section key start end values')
 Entry.__doc__ = """One ``key = value`` assignment of an INI file.

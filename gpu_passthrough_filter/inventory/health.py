@@ -121,10 +121,14 @@ class HealthTracker:
         self._settling = {}
 
     def assess(self, inventory):
-        """Set ``health`` and ``health_reasons`` of every GPU in place."""
+        """Add what history says to every GPU's health, in place.
+
+        Starts from the health the reader set for this reading
+        (:func:`assess`, in :func:`~.sysfs.read_inventory`).
+        """
         for gpu in inventory.gpus:
-            health = self._with_history(gpu, inventory, assess(gpu,
-                                                               inventory))
+            health = self._with_history(gpu, inventory, Health(
+                gpu.health, tuple(gpu.health_reasons)))
             gpu.health, gpu.health_reasons = health.state, list(
                 health.reasons)
         return inventory

@@ -62,7 +62,7 @@ class FastPciPassthroughFilter(pci_passthrough_filter.PciPassthroughFilter):
         if not requests or not host_state.pci_stats:
             return super().host_passes(host_state, spec_obj)
         try:
-            shape = _request_shape(requests)
+            shape = self._shape_of(requests)
             verdicts = _verdicts_of(host_state)
         except Exception:
             # NOTE: whatever makes the key fail (a field nova does not
@@ -92,6 +92,18 @@ class FastPciPassthroughFilter(pci_passthrough_filter.PciPassthroughFilter):
                       {'host_state': host_state, 'requests': pci_requests})
             return False
         return True
+
+    _last_shape = (None, None)
+
+    def _shape_of(self, requests):
+        # NOTE: nova calls host_passes once per host with the same request
+        # list; its shape is computed once per request. One tuple, read
+        # and replaced whole: safe between the scheduler's threads.
+        seen, shape = self._last_shape
+        if seen is not requests:
+            shape = _request_shape(requests)
+            self._last_shape = (requests, shape)
+        return shape
 
 
 class FastNUMATopologyFilter(numa_topology_filter.NUMATopologyFilter):

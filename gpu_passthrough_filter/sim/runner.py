@@ -36,6 +36,7 @@ from nova.pci import request as pci_request
 from nova.scheduler import filters as nova_filters
 from nova.scheduler import weights as nova_weights
 
+from gpu_passthrough_filter import recommended
 from gpu_passthrough_filter.scheduler import request_log
 from gpu_passthrough_filter.sim import nova_env
 from gpu_passthrough_filter.sim import placement
@@ -58,8 +59,7 @@ PROJECT_WEIGHERS = NOVA_WEIGHERS + [
 #: PCI filters, so that they check only the candidates it keeps, and nova's
 #: PCI filters in their fast form (same verdicts,
 #: :mod:`gpu_passthrough_filter.scheduler.nova_filters`).
-FAST_NOVA_FILTERS = {'PciPassthroughFilter': 'FastPciPassthroughFilter',
-                     'NUMATopologyFilter': 'FastNUMATopologyFilter'}
+FAST_NOVA_FILTERS = recommended.FAST_NOVA_FILTERS
 PROJECT_FILTERS = [
     FAST_NOVA_FILTERS.get(name, name) for name in
     NOVA_PCI_FILTERS[:NOVA_PCI_FILTERS.index('PciPassthroughFilter')] +
@@ -445,9 +445,6 @@ class Simulation(object):
             group = self.gpus[(host, address)].iommu_group
             self.group_owner[(host, group)] = index
 
-    def by_name(self, host):
-        return next(state for state in self.states if state.host == host)
-
     def final_states(self):
         """The host states after the last placement, by host name."""
         if self.fresh_host_states:
@@ -492,6 +489,7 @@ class Simulation(object):
         # NOTE: nova-conductor tries the selected host, then its
         # alternates, [scheduler] max_attempts hosts in all.
         attempts = max(1, CONF.scheduler.max_attempts)
+        chosen = None
         for state in self._sorted_hosts(spec, hosts):
             if not state.allocation_candidates:
                 continue
@@ -519,10 +517,11 @@ class Simulation(object):
             state.num_io_ops = max(0, state.num_io_ops - 1)
             result.host = state.host
             result.gpus = gpus
+            chosen = state
             break
         result.seconds = time.perf_counter() - start
-        if self.fresh_host_states and result.host:
-            self.records.write_back(self.by_name(result.host))
+        if self.fresh_host_states and chosen is not None:
+            self.records.write_back(chosen)
         result.parts = dict(self.parts)
         for state in hosts:
             state.allocation_candidates = []

@@ -76,7 +76,7 @@ class SysfsFuzzTest(base.BaseTestCase):
         if os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path)
         touched = set()
-        if name == 'iommu_group' and fault != 'unlist':
+        if name == 'iommu_group' and fault not in ('unlist', 'other_group'):
             touched.add(GPUS.get(address))
         touched |= _FAULTS[fault](root, tree, address, name, path) or set()
         return touched - {None}
@@ -125,7 +125,9 @@ def _dangle(root, tree, address, name, path):
 
 
 def _other_group(root, tree, address, name, path):
-    group = GPUS[min(GPUS)]
+    # NOTE: always a group that is not the device's own, so that no fault
+    # repairs what an earlier one broke.
+    group = next(g for g in sorted(GPUS.values()) if g != GPUS.get(address))
     tree.relink(address, 'iommu_group',
                 '../../../../kernel/iommu_groups/%d' % group)
     return {GPUS.get(address), group}

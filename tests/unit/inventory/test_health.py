@@ -23,6 +23,7 @@ from gpu_passthrough_filter.agent import selection
 from gpu_passthrough_filter.inventory import health
 from gpu_passthrough_filter.inventory import sysfs
 from gpu_passthrough_filter.testing import fake_sysfs
+from tests.unit.inventory import tree as sysfs_tree
 
 GPU = '0000:02:00.0'
 OTHER = '0000:03:00.0'
@@ -33,15 +34,9 @@ class HealthTreeCase(base.BaseTestCase):
     def setUp(self):
         super().setUp()
         self.root = self.useFixture(fixtures.TempDir()).path
-        fake_sysfs.write(fake_sysfs.Host(
-            numa_nodes=[fake_sysfs.NumaNode(0, '0-3')],
-            root_complexes=[fake_sysfs.RootComplex('0000:00', children=[
-                fake_sysfs.RootPort('0000:00:01.0', iommu_group=7, children=[
-                    fake_sysfs.nvidia_gpu(GPU, iommu_group=7)]),
-                fake_sysfs.RootPort('0000:00:02.0', iommu_group=9, children=[
-                    fake_sysfs.nvidia_gpu(OTHER, iommu_group=9)])])]),
-            self.root)
-        self.tree = fake_sysfs.FakeSysfs(self.root)
+        self.tree = sysfs_tree.two_root_ports(
+            self.root, fake_sysfs.nvidia_gpu(GPU, iommu_group=7),
+            fake_sysfs.nvidia_gpu(OTHER, iommu_group=9))
 
     def read(self):
         return sysfs.read_inventory(self.root, hostname='h')

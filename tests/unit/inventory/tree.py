@@ -98,3 +98,24 @@ class Tree:
         if os.path.lexists(link):
             os.remove(link)
         os.symlink(os.path.relpath(target, os.path.dirname(link)), link)
+
+
+def two_root_ports(root, first, second):
+    """Two devices, each behind its own root port (IOMMU groups 7 and 9).
+
+    Written with :mod:`~gpu_passthrough_filter.testing.fake_sysfs`.
+
+    :param first: the fake_sysfs device (list) of group 7.
+    :param second: the one of group 9.
+    :returns: a :class:`~gpu_passthrough_filter.testing.fake_sysfs.
+        FakeSysfs` on the written tree.
+    """
+    from gpu_passthrough_filter.testing import fake_sysfs
+    fake_sysfs.write(fake_sysfs.Host(
+        numa_nodes=[fake_sysfs.NumaNode(0, '0-3')],
+        root_complexes=[fake_sysfs.RootComplex('0000:00', children=[
+            fake_sysfs.RootPort('0000:00:01.0', iommu_group=7,
+                                children=[first]),
+            fake_sysfs.RootPort('0000:00:02.0', iommu_group=9,
+                                children=[second])])]), root)
+    return fake_sysfs.FakeSysfs(root)
