@@ -113,6 +113,10 @@ def _short(exc):
 #: as ``placement.concurrent_update`` to 409 answers.
 MICROVERSION = '1.23'
 
+#: Microversion of an inventory write that may reserve all of it
+#: (``reserved == total`` is refused below 1.26).
+RESERVE_ALL_MICROVERSION = '1.26'
+
 #: Error code of a generation conflict (Placement microversion >= 1.23).
 CONCURRENT_UPDATE = 'placement.concurrent_update'
 
@@ -153,18 +157,20 @@ class PlacementClient:
     def __init__(self, connection):
         self.connection = connection
 
-    def request(self, method, url, body=None, ok=(200,)):
+    def request(self, method, url, body=None, ok=(200,),
+                microversion=MICROVERSION):
         """Send one request; return the response if its status is in ``ok``.
 
         :param method: HTTP method.
         :param url: path below the Placement endpoint.
         :param body: JSON body, or None.
         :param ok: statuses returned to the caller instead of raised.
+        :param microversion: of this call.
         :raises exception.PlacementUnavailable: no answer, a timeout or 5xx.
         :raises exception.AuthError: 401 or 403.
         :raises exception.PlacementError: any other unexpected status.
         """
-        kwargs = {'microversion': MICROVERSION}
+        kwargs = {'microversion': microversion}
         if body is not None:
             kwargs['json'] = body
         timeout = getattr(self.connection.session, 'timeout', None)

@@ -40,6 +40,7 @@ import stevedore
 
 from gpu_passthrough_filter.agent import base
 from gpu_passthrough_filter.agent import client
+from gpu_passthrough_filter.agent import cordon
 from gpu_passthrough_filter.agent import exception
 from gpu_passthrough_filter import conf as conf_pkg
 from gpu_passthrough_filter.conf import opts as conf_opts
@@ -124,18 +125,39 @@ def load_publishers(conf):
 def discover(conf):
     """Read the host inventory as configured in ``[agent]``.
 
+    The GPUs the operator cordoned (:mod:`.cordon`, in ``[agent]
+    state_dir``) are marked as such.
+
     :raises exception.DiscoveryError: sysfs cannot be read at all.
     :raises exception.ConfigError: ``[agent] extra_gpu_ids`` is malformed.
+    :raises exception.CordonFileError: the cordon file cannot be read.
     """
     agent = conf.agent
     try:
-        return sysfs.read_inventory(agent.sysfs_root, agent.extra_gpu_ids,
-                                    agent.pci_ids_path, hostname=agent.host)
+        inventory = sysfs.read_inventory(
+            agent.sysfs_root, agent.extra_gpu_ids, agent.pci_ids_path,
+            hostname=agent.host)
     except sysfs.SysfsUnreadableError as exc:
         raise exception.DiscoveryError(root=agent.sysfs_root, reason=exc)
     except ValueError as exc:
         raise exception.ConfigError(reason='[agent] extra_gpu_ids: %s'
                                     % exc)
+    return cordon.apply(inventory, active_cordons(conf))
+
+
+def active_cordons(conf):
+    """The cordons in force, by target; unreadable entries logged.
+
+    :raises exception.CordonFileError: the file cannot be read at all.
+    """
+    book = cordon.CordonBook(conf.agent.state_dir)
+    try:
+        cordons = book.active()
+    except cordon.CordonError as exc:
+        raise exception.CordonFileError(reason=exc)
+    for error in book.errors:
+        LOG.error('%s', error)
+    return cordons
 
 
 @dataclasses.dataclass

@@ -72,8 +72,18 @@ class PlacementUnavailable(PublishError):
     transient = True
 
 
+class CordonFileError(PublishError):
+    """The cordon file cannot be read: nothing is published.
+
+    Publishing without it would put back into service the GPUs the
+    operator took out.
+    """
+
+    msg_fmt = 'nothing published: %(reason)s'
+
+
 class ConcurrentUpdate(PublishError):
-    msg_fmt = ('the traits of resource provider %(uuid)s kept changing '
+    msg_fmt = ('resource provider %(uuid)s kept changing '
                'under the agent (%(attempts)d generation conflicts in a '
                'row); will retry')
     transient = True

@@ -25,6 +25,10 @@ generation: a 409 ``placement.concurrent_update`` means somebody else
 changed the provider between the read and the write, so the agent re-reads
 and decides again (never resends a stale generation). Nothing is written
 when the traits already match: a steady state costs two GET calls.
+
+With ``[nova_pci] report_in_placement`` the publisher also holds the
+unhealthy and cordoned GPUs back from new guests by reserving their PCI
+providers (:mod:`.holds`): one more GET for the tree, and one per GPU.
 """
 
 from urllib import parse
@@ -34,6 +38,7 @@ from oslo_log import log as logging
 from gpu_passthrough_filter.agent import base
 from gpu_passthrough_filter.agent import client as client_mod
 from gpu_passthrough_filter.agent import exception
+from gpu_passthrough_filter.agent import holds
 from gpu_passthrough_filter.agent import selection
 from gpu_passthrough_filter import traits
 
@@ -44,17 +49,24 @@ LOG = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 
 
-def desired_traits(inventory, include_shared_groups=False):
+def desired_traits(inventory, include_shared_groups=False,
+                   hold_in_placement=False):
     """The agent-owned traits the host should carry.
 
     :param inventory: the discovered :class:`~gpu_passthrough_filter.
         inventory.model.HostInventory`.
     :param include_shared_groups: as ``[nova_pci] include_shared_groups``:
         decides which GPUs are offered (:mod:`.selection`).
+    :param hold_in_placement: as ``[nova_pci] report_in_placement``.
     :returns: a set of trait names, all :func:`traits.is_owned`.
     """
-    gpus = selection.offered(selection.choose(inventory,
-                                              include_shared_groups))
+    gpus = selection.offered(selection.choose(
+        inventory, include_shared_groups, hold_in_placement))
+    return _traits_of(inventory, gpus)
+
+
+def _traits_of(inventory, gpus):
+    """The owned traits of a host that offers ``gpus``."""
     wanted = set()
     if inventory.iommu_enabled:
         wanted.add(traits.IOMMU_ENABLED)
@@ -96,24 +108,38 @@ class PlacementPublisher(base.Publisher):
         return client_mod.PlacementClient(self._connection)
 
     def publish(self, inventory):
-        wanted = desired_traits(
-            inventory, self.conf.nova_pci.include_shared_groups)
+        nova_pci = self.conf.nova_pci
+        choices = selection.choose(inventory, nova_pci.include_shared_groups,
+                                   nova_pci.report_in_placement)
         client = self.client
         uuid = self.find_provider(client, self.conf.agent.host)
+        changed, summary = self.publish_traits(
+            client, uuid, _traits_of(inventory, selection.offered(choices)))
+        if nova_pci.report_in_placement:
+            held = holds.publish_holds(client, uuid, self.conf.agent.host, {
+                choice.gpu.address: choice.held
+                for choice in choices if choice.offered})
+            if held:
+                changed = True
+                summary += '; %s' % ', '.join(held)
+        return base.PublishResult(changed=changed, summary=summary)
+
+    def publish_traits(self, client, uuid, wanted):
+        """Give provider ``uuid`` the owned traits ``wanted``.
+
+        :returns: ``(changed, summary)``.
+        """
         created = set()
         for attempt in range(1, MAX_ATTEMPTS + 1):
             current, generation = self.read_traits(client, uuid)
             target = merge(current, wanted)
             if target == current:
-                return base.PublishResult(
-                    changed=False, summary='traits of %s up to date' % uuid)
+                return False, 'traits of %s up to date' % uuid
             for name in sorted(target - current - created):
                 self.ensure_trait(client, name)
                 created.add(name)
             if self.write_traits(client, uuid, target, generation):
-                return base.PublishResult(
-                    changed=True,
-                    summary=_describe(uuid, current, target))
+                return True, _describe(uuid, current, target)
             LOG.info('Traits of resource provider %(uuid)s changed under '
                      'the agent (generation %(gen)d, attempt %(n)d of '
                      '%(max)d); reading them again.',

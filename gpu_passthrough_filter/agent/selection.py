@@ -20,8 +20,15 @@ Rule: a GPU is offered when its IOMMU group is *isolated*; a GPU of a
 (``[nova_pci] include_shared_groups``) and every endpoint of the group is
 a function of one of the group's GPUs (the scheduler then hands the group
 out whole, by its ``gpupt_group_gpus`` tag). *Unknown* is never offered:
-the agent does not offer what it could not prove safe. Nor is a GPU whose
-health is *unhealthy* (:mod:`gpu_passthrough_filter.inventory.health`).
+the agent does not offer what it could not prove safe.
+
+A GPU that is *unhealthy* (:mod:`gpu_passthrough_filter.inventory.health`)
+or cordoned by the operator (:mod:`.cordon`) must take no new guest. With
+PCI in Placement it stays offered and is *held*: the placement publisher
+reserves its resource provider, which works at once, without a restart of
+nova-compute, and leaves a guest already on it alone. Without Placement
+(legacy PCI tracking) it is left out of ``[pci] device_spec``, which nova
+reads only at start.
 
 Pure module: no nova, oslo or openstacksdk import.
 """
@@ -41,19 +48,24 @@ class Choice:
     :param offered: True when it goes into ``[pci] device_spec``.
     :param reason: why, in words, for the file's comments and the logs.
     :param group_gpus: number of GPUs in its IOMMU group (1 without one).
+    :param held: why an offered GPU must take no new guest (unhealthy,
+        cordoned), None when it may.
     """
     gpu: typing.Any
     offered: bool
     reason: str
     group_gpus: int
+    held: typing.Optional[str] = None
 
 
-def choose(inventory, include_shared_groups=False):
+def choose(inventory, include_shared_groups=False, hold_in_placement=False):
     """Decide for every GPU of ``inventory``, sorted by address.
 
     :param inventory: a :class:`~gpu_passthrough_filter.inventory.model.
         HostInventory`.
     :param include_shared_groups: offer GPUs of groups shared only by GPUs.
+    :param hold_in_placement: keep held GPUs offered (PCI in Placement:
+        the placement publisher reserves them) instead of leaving them out.
     :returns: a list of :class:`Choice`.
     """
     gpus_by_group = {}
@@ -65,11 +77,24 @@ def choose(inventory, include_shared_groups=False):
         mates = gpus_by_group.get(gpu.iommu_group, [gpu])
         offered, reason = _decide(inventory, gpu, mates,
                                   include_shared_groups)
-        if offered and gpu.health == health.UNHEALTHY:
-            offered, reason = False, 'unhealthy: %s' % '; '.join(
-                gpu.health_reasons)
-        choices.append(Choice(gpu, offered, reason, len(mates)))
+        held = held_reason(gpu) if offered else None
+        if held and not hold_in_placement:
+            offered, reason, held = False, held, None
+        choices.append(Choice(gpu, offered, reason, len(mates), held))
     return choices
+
+
+def held_reason(gpu):
+    """Why ``gpu`` must take no new guest now, or None.
+
+    :param gpu: a :class:`~gpu_passthrough_filter.inventory.model.GPU`.
+    """
+    reasons = []
+    if gpu.cordon:
+        reasons.append(gpu.cordon)
+    if gpu.health == health.UNHEALTHY:
+        reasons.append('unhealthy: %s' % '; '.join(gpu.health_reasons))
+    return '; '.join(reasons) or None
 
 
 def offers(isolation, include_shared_groups=False):

@@ -26,12 +26,16 @@ import gpu_passthrough_filter
 #: them.
 SUBCOMMANDS = {
     'discover': 'gpu_passthrough_filter.cmd.discover',
+    'cordon': 'gpu_passthrough_filter.cmd.cordon',
+    'uncordon': 'gpu_passthrough_filter.cmd.cordon',
+    'cordons': 'gpu_passthrough_filter.cmd.cordon',
     'nova-conf': 'gpu_passthrough_filter.cmd.nova_conf',
     'placement-conf': 'gpu_passthrough_filter.cmd.placement_conf',
     'publish': 'gpu_passthrough_filter.cmd.publish',
     'run': 'gpu_passthrough_filter.cmd.run',
 }
-SUBCOMMAND_MODULES = tuple(SUBCOMMANDS.values())
+#: Each module once (one module may register several sub-commands).
+SUBCOMMAND_MODULES = tuple(dict.fromkeys(SUBCOMMANDS.values()))
 
 
 def build_parser(argv=None):

@@ -78,9 +78,14 @@ def run(args):
         common.setup_fallback_logging()
         LOG.error('%s', error)
         return common.EXIT_FAILED
+    return publish_once(conf, manager)
+
+
+def publish_once(conf, manager):
+    """One cycle with loaded publishers. :returns: the exit status."""
     report = daemon.run_cycle(conf, manager)
     if not report.ok:
-        LOG.error('publish --once failed: %s', '; '.join(
+        LOG.error('publishing failed: %s', '; '.join(
             '%s: %s' % item for item in sorted(report.errors.items())))
         return common.EXIT_FAILED
     if report.restart_needed:

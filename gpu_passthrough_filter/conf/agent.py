@@ -54,6 +54,15 @@ Hypervisor hostname of this compute node as nova reports it (the name of
 its root resource provider in Placement). Change it when nova-compute runs
 with a ``[DEFAULT] host`` different from the system hostname.
 """),
+    cfg.StrOpt(
+        'state_dir',
+        default='/var/lib/gpu-passthrough-filter',
+        help="""
+Directory of the agent's state that must survive restarts: the operator's
+cordons (``cordons.json``, written by ``gpu-passthrough-agent cordon``).
+Created when the first cordon is set. The daemon and the ``cordon``
+commands must use the same directory.
+"""),
     cfg.ListOpt(
         'publishers',
         default=['nova_pci', 'placement'],

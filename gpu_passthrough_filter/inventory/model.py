@@ -187,6 +187,9 @@ class GPU:
     :param health: ``ready``, ``degraded`` (offered, with a reason to
         look) or ``unhealthy`` (not offered), see :mod:`.health`.
     :param health_reasons: why, one sentence each.
+    :param cordon: why the operator took it out of service (with the
+        expiry), None when not cordoned; set by the agent from its cordon
+        file, never read from sysfs.
     """
     address: str
     functions: typing.List[str] = dataclasses.field(default_factory=list)
@@ -205,6 +208,7 @@ class GPU:
     health: str = 'ready'
     health_reasons: typing.List[str] = dataclasses.field(
         default_factory=list)
+    cordon: typing.Optional[str] = None
 
     @property
     def model(self):

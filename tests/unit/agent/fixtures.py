@@ -169,7 +169,8 @@ def agent_conf(test, service=None, host='gpu-host', publishers=('placement',),
     """
     directory = test.useFixture(fixtures.TempDir()).path
     agent = {'host': host, 'publishers': list(publishers),
-             'backoff_initial': 0.01, 'backoff_max': 0.05}
+             'backoff_initial': 0.01, 'backoff_max': 0.05,
+             'state_dir': os.path.join(directory, 'state')}
     if sysfs_root:
         agent['sysfs_root'] = sysfs_root
     agent.update(groups.pop('agent', {}))

@@ -13,6 +13,7 @@
 
 from oslotest import base
 
+from gpu_passthrough_filter.agent import cordon
 from gpu_passthrough_filter.agent import exception
 from gpu_passthrough_filter.agent import placement
 from gpu_passthrough_filter import traits
@@ -197,3 +198,89 @@ class PlacementPublisherTest(base.BaseTestCase):
         self.assertRaises(exception.ConfigError,
                           placement.PlacementPublisher(conf).publish,
                           self.dgx)
+
+
+class HoldsTest(base.BaseTestCase):
+    """Held GPUs reserved on their nova PCI providers, in real Placement."""
+
+    RC = 'CUSTOM_PCI_10DE_26B9'
+
+    def setUp(self):
+        super().setUp()
+        self.placement = self.useFixture(
+            agent_fixtures.InProcessPlacement())
+        self.root = self.placement.create_provider('gpu-host')
+        self.conf = agent_fixtures.agent_conf(
+            self, self.placement, nova_pci={'report_in_placement': True})
+        self.publisher = placement.PlacementPublisher(self.conf)
+        self.inventory = agent_fixtures.machine_inventory(
+            self, M.pcie_4gpu_dual_socket_l40s)
+        self.gpus = [gpu.address for gpu in self.inventory.gpus]
+        # As nova-compute names them: <compute node>_<ADDRESS IN CAPITALS>.
+        self.pci = {address: self.pci_provider(address)
+                    for address in self.gpus}
+
+    def pci_provider(self, address):
+        status, body = self.placement.call('POST', '/resource_providers', {
+            'name': 'gpu-host_%s' % address.upper(),
+            'parent_provider_uuid': self.root})
+        self.assertEqual(200, status, body)
+        self.placement.call('PUT', '/resource_classes/%s' % self.RC)
+        status, _ = self.placement.call(
+            'PUT', '/resource_providers/%s/inventories' % body['uuid'], {
+                'resource_provider_generation': body['generation'],
+                'inventories': {self.RC: {'total': 1, 'max_unit': 1}}})
+        self.assertEqual(200, status)
+        return body['uuid']
+
+    def reserved(self):
+        found = {}
+        for address, uuid in self.pci.items():
+            _, body = self.placement.call(
+                'GET', '/resource_providers/%s/inventories' % uuid)
+            found[address] = body['inventories'][self.RC]['reserved']
+        return found
+
+    def publish(self, cordons):
+        cordon.apply(self.inventory, cordons)
+        return self.publisher.publish(self.inventory)
+
+    def test_hold_release_and_steady_state(self):
+        first = self.gpus[0]
+        result = self.publish({first: cordon.Cordon(first, 'RMA', 0.0)})
+        self.assertTrue(result.changed)
+        self.assertIn('held %s' % first, result.summary)
+        self.assertEqual({a: int(a == first) for a in self.gpus},
+                         self.reserved())
+        del self.placement.requests[:]
+        self.assertFalse(self.publish({first: cordon.Cordon(
+            first, 'RMA', 0.0)}).changed)
+        self.assertEqual([], self.placement.writes())
+        result = self.publish({})
+        self.assertIn('released %s' % first, result.summary)
+        self.assertEqual(dict.fromkeys(self.gpus, 0), self.reserved())
+
+    def test_a_guest_on_a_held_gpu_keeps_its_allocation(self):
+        first = self.gpus[0]
+        consumer = '5ee4c8b0-1111-4222-8333-944445555666'
+        status, body = self.placement.call(
+            'PUT', '/allocations/%s' % consumer, {
+                'allocations': {self.pci[first]: {
+                    'resources': {self.RC: 1}}},
+                'project_id': consumer, 'user_id': consumer})
+        self.assertEqual(204, status, body)
+        self.publish({cordon.HOST: cordon.Cordon(cordon.HOST, 'rack', 0.0)})
+        self.assertEqual(dict.fromkeys(self.gpus, 1), self.reserved())
+        _, body = self.placement.call('GET', '/allocations/%s' % consumer)
+        self.assertEqual({self.pci[first]}, set(body['allocations']))
+        # Nothing left to give: no allocation candidate for the class.
+        _, body = self.placement.call(
+            'GET', '/allocation_candidates?resources=%s:1' % self.RC)
+        self.assertEqual([], body['allocation_requests'])
+
+    def test_legacy_mode_touches_no_pci_provider(self):
+        conf = agent_fixtures.agent_conf(self, self.placement)
+        first = self.gpus[0]
+        cordon.apply(self.inventory, {first: cordon.Cordon(first, 'x', 0.)})
+        placement.PlacementPublisher(conf).publish(self.inventory)
+        self.assertEqual(dict.fromkeys(self.gpus, 0), self.reserved())
