@@ -32,6 +32,7 @@ import os
 import random
 import signal
 import threading
+import time
 import typing
 
 from oslo_config import cfg
@@ -42,6 +43,7 @@ from gpu_passthrough_filter.agent import base
 from gpu_passthrough_filter.agent import client
 from gpu_passthrough_filter.agent import cordon
 from gpu_passthrough_filter.agent import exception
+from gpu_passthrough_filter.agent import metrics
 from gpu_passthrough_filter import conf as conf_pkg
 from gpu_passthrough_filter.conf import opts as conf_opts
 from gpu_passthrough_filter.inventory import health
@@ -167,11 +169,13 @@ class CycleReport:
     :param results: publisher name -> :class:`~.base.PublishResult`.
     :param errors: publisher name (or ``"discovery"``) -> the
         :class:`~.exception.PublishError` it raised.
+    :param inventory: what discovery read, None when it failed.
     """
     results: typing.Dict[str, base.PublishResult] = dataclasses.field(
         default_factory=dict)
     errors: typing.Dict[str, Exception] = dataclasses.field(
         default_factory=dict)
+    inventory: typing.Any = None
 
     @property
     def ok(self):
@@ -198,6 +202,7 @@ def run_cycle(conf, manager, discover_fn=discover):
         LOG.error('Discovery failed, nothing published: %s', exc)
         report.errors['discovery'] = exc
         return report
+    report.inventory = inventory
     with client.cycle_deadline(conf.agent.cycle_timeout):
         for extension in manager:
             _publish_one(extension, inventory, report)
@@ -274,11 +279,16 @@ class Daemon:
         raises :class:`~.exception.ConfigError`.
     :param discover_fn: ``conf -> HostInventory``.
     :param publishers_fn: ``conf -> manager`` (:func:`load_publishers`).
+    :param clock: monotonic seconds, for cycle durations.
+    :param wall_clock: seconds since the epoch, for the last success.
     """
 
     def __init__(self, load_conf, discover_fn=discover,
-                 publishers_fn=load_publishers):
+                 publishers_fn=load_publishers, clock=time.monotonic,
+                 wall_clock=time.time):
         self.load_conf = load_conf
+        self.clock = clock
+        self.wall_clock = wall_clock
         self.discover_fn = discover_fn
         self.publishers_fn = publishers_fn
         self.conf = None
@@ -313,6 +323,13 @@ class Daemon:
         # flap damping need the earlier readings.
         self.health = health.HealthTracker(
             self.conf.agent.health_settle_cycles)
+        self.metrics = metrics.AgentMetrics()
+        if self.conf.agent.metrics_port:
+            self.metrics.serve(self.conf.agent.metrics_port,
+                               self.conf.agent.metrics_address)
+            LOG.info('Metrics on http://%(address)s:%(port)d/metrics', {
+                'address': self.conf.agent.metrics_address,
+                'port': self.conf.agent.metrics_port})
 
     def reload(self):
         """Swap in the configuration files' current content, if valid."""
@@ -341,12 +358,23 @@ class Daemon:
         while not self._stop:
             if self._reload:
                 self.reload()
-            report = run_cycle(self.conf, self.manager, self._discover)
-            self.cycles += 1
+            report = self.cycle()
             self._sleep(self._delay_after(report))
+        self.metrics.close()
         LOG.info('gpu-passthrough-agent stopped after %d cycle(s)',
                  self.cycles)
         return 0
+
+    def cycle(self):
+        """One cycle, counted and measured. :returns: its report."""
+        started = self.clock()
+        report = run_cycle(self.conf, self.manager, self._discover)
+        self.cycles += 1
+        nova_pci = self.conf.nova_pci
+        self.metrics.observe_cycle(
+            report, self.clock() - started, self.wall_clock(),
+            nova_pci.include_shared_groups, nova_pci.report_in_placement)
+        return report
 
     def _discover(self, conf):
         return self.health.assess(self.discover_fn(conf))

@@ -108,6 +108,24 @@ Readings in a row a GPU that was unhealthy (config space all ones, fatal
 AER errors, no reset method, gone) must be healthy before ``run`` offers it
 again. Damps a GPU that flaps; ``publish`` judges one reading only.
 """),
+    cfg.PortOpt(
+        'metrics_port',
+        default=0,
+        help="""
+TCP port on which ``gpu-passthrough-agent run`` serves Prometheus metrics
+at ``/metrics`` (per GPU: state and reason, offered, held, IOMMU verdict,
+link speed and width, AER counters; per cycle: count, errors, duration,
+last success). 0 (the default) serves nothing. The names are listed in
+the agent guide.
+"""),
+    cfg.HostAddressOpt(
+        'metrics_address',
+        default='0.0.0.0',
+        help="""
+Address the metrics port listens on (``[agent] metrics_port``). The
+metrics carry no secret, but name the host's PCI devices: bind to a
+management network address where the default exposes too much.
+"""),
     cfg.FloatOpt(
         'cycle_timeout',
         default=120.0,

@@ -90,8 +90,8 @@ def assess(gpu, inventory):
 
 
 def _link_below_capability(function):
-    current = _speed(function.cur_link_speed)
-    best = _speed(function.max_link_speed)
+    current = link_speed_gts(function.cur_link_speed)
+    best = link_speed_gts(function.max_link_speed)
     slower = current is not None and best is not None and current < best
     narrower = (function.cur_link_width is not None and
                 function.max_link_width is not None and
@@ -103,7 +103,8 @@ def _link_below_capability(function):
         function.max_link_speed, function.max_link_width)
 
 
-def _speed(text):
+def link_speed_gts(text):
+    """GT/s of a sysfs link speed (``"16.0 GT/s PCIe"``), None if none."""
     match = re.match(r'\s*([0-9.]+)', text or '')
     return float(match.group(1)) if match else None
 
