@@ -21,6 +21,8 @@ Pure module: no nova, oslo or openstacksdk import.
 
 import re
 
+from gpu_passthrough_filter import tags
+
 #: Prefix of every trait owned by the agent.
 TRAIT_PREFIX = 'CUSTOM_GPU_PT_'
 
@@ -51,6 +53,14 @@ MODEL_PREFIX = TRAIT_PREFIX + 'MODEL_'
 #: ``CUSTOM_GPU_10DE_2330``.
 RESOURCE_CLASS_PREFIX = 'CUSTOM_GPU_'
 
+#: Prefixes of the device traits (PCI-in-Placement) that make a GPU's
+#: topology visible in Placement, for the fleet commands: its NUMA node,
+#: the PCIe switch above it (its upstream port's address) and its IOMMU
+#: group. Nova puts device_spec ``traits`` on the device's provider.
+NUMA_PREFIX = TRAIT_PREFIX + 'NUMA_'
+SWITCH_PREFIX = TRAIT_PREFIX + 'SWITCH_'
+GROUP_PREFIX = TRAIT_PREFIX + 'GROUP_'
+
 _NOT_TRAIT_CHARS = re.compile(r'[^A-Z0-9_]')
 
 
@@ -71,6 +81,64 @@ def model_resource_class(vendor_id, product_id):
     """Placement resource class of one GPU model (PCI-in-Placement)."""
     return RESOURCE_CLASS_PREFIX + _normalize(
         '%s_%s' % (vendor_id, product_id))
+
+
+def topology_traits(numa_node, switch, iommu_group):
+    """Device traits naming a GPU's NUMA node, switch and IOMMU group.
+
+    :param numa_node: an int, or None when unknown (no trait).
+    :param switch: the switch's upstream port address, or None (no trait).
+    :param iommu_group: the group number, or None (no trait).
+    :returns: a sorted list of trait names.
+    """
+    found = []
+    if numa_node is not None:
+        found.append(NUMA_PREFIX + str(int(numa_node)))
+    if switch:
+        found.append(SWITCH_PREFIX + _normalize(switch))
+    if iommu_group is not None:
+        found.append(GROUP_PREFIX + _normalize(str(iommu_group)))
+    return sorted(found)
+
+
+def device_traits(vendor_id, product_id, isolation, numa_node, switch,
+                  iommu_group):
+    """Every device trait of one GPU's provider, sorted (device_spec).
+
+    :param isolation: the GPU's verdict (``isolated`` or ``shared``).
+    """
+    isolated = DEVICE_ISOLATED if isolation == tags.ISOLATED else (
+        DEVICE_SHARED_GROUP)
+    return sorted([model_trait(vendor_id, product_id), isolated]
+                  + topology_traits(numa_node, switch, iommu_group))
+
+
+def read_device_traits(names):
+    """What a GPU provider's traits say about it.
+
+    :param names: the provider's trait names.
+    :returns: a dict with ``model`` (``"10de:2330"``), ``numa_node`` (int),
+        ``switch``, ``iommu_group`` (identifiers) and ``isolation``
+        (``isolated``, ``shared`` or None), each None when no trait says.
+    """
+    facts = dict(model=None, numa_node=None, switch=None, iommu_group=None,
+                 isolation=None)
+    for name in names:
+        if name.startswith(MODEL_PREFIX):
+            facts['model'] = name[len(MODEL_PREFIX):].lower().replace('_',
+                                                                      ':')
+        elif name.startswith(NUMA_PREFIX):
+            digits = name[len(NUMA_PREFIX):]
+            facts['numa_node'] = int(digits) if digits.isdigit() else None
+        elif name.startswith(SWITCH_PREFIX):
+            facts['switch'] = name[len(SWITCH_PREFIX):]
+        elif name.startswith(GROUP_PREFIX):
+            facts['iommu_group'] = name[len(GROUP_PREFIX):]
+        elif name == DEVICE_ISOLATED:
+            facts['isolation'] = tags.ISOLATED
+        elif name == DEVICE_SHARED_GROUP:
+            facts['isolation'] = tags.SHARED
+    return facts
 
 
 def is_owned(trait):

@@ -24,6 +24,7 @@ import json
 import re
 
 from gpu_passthrough_filter import tags
+from gpu_passthrough_filter import traits
 
 _ADDRESS_RE = re.compile(
     r'^(?P<domain>0000):(?P<bus>[0-9a-f]{2}):(?P<slot>[0-1][0-9a-f])'
@@ -187,13 +188,15 @@ def agent_tags(gpu, group_gpus):
         group_gpus=group_gpus))
 
 
-def device_spec(gpu, group_gpus, tagged=True):
+def device_spec(gpu, group_gpus, tagged=True, in_placement=False):
     """The ``[pci] device_spec`` entry (a dict) for one GPU.
 
     :param gpu: a :class:`FakeGPU` with its ``iommu_group`` set.
     :param group_gpus: how many GPUs of the host are in the GPU's group.
     :param tagged: ``False`` leaves out the agent's tags, as on a host
         whose operator wrote device_spec by hand.
+    :param in_placement: add the device traits the agent adds with PCI
+        in Placement (model, isolation, topology).
     :returns: a dict ready for ``json.dumps``.
     """
     spec = {
@@ -203,6 +206,11 @@ def device_spec(gpu, group_gpus, tagged=True):
     }
     if tagged:
         spec.update(agent_tags(gpu, group_gpus))
+    if tagged and in_placement:
+        tagged_as = tags.decode(spec)
+        spec['traits'] = ','.join(traits.device_traits(
+            gpu.model.vendor_id, gpu.model.product_id, tagged_as.isolation,
+            tagged_as.numa_node, tagged_as.switch, tagged_as.iommu_group))
     for key, value in gpu.spec_extra.items():
         if value is None:
             spec.pop(key, None)
@@ -211,17 +219,19 @@ def device_spec(gpu, group_gpus, tagged=True):
     return spec
 
 
-def host_device_specs(gpus, tagged=True):
+def host_device_specs(gpus, tagged=True, in_placement=False):
     """The ``[pci] device_spec`` option value for one host.
 
     :param gpus: the host's :class:`FakeGPU` values, each with its
         ``iommu_group`` set (see :func:`assign_iommu_groups`).
     :param tagged: see :func:`device_spec`.
+    :param in_placement: see :func:`device_spec`.
     :returns: a list of JSON strings, one per GPU.
     """
     group_sizes = collections.Counter(gpu.iommu_group for gpu in gpus)
     return [
-        json.dumps(device_spec(gpu, group_sizes[gpu.iommu_group], tagged))
+        json.dumps(device_spec(gpu, group_sizes[gpu.iommu_group], tagged,
+                               in_placement))
         for gpu in gpus
     ]
 

@@ -66,11 +66,9 @@ def device_spec(choice, report_in_placement=False):
     if report_in_placement:
         spec['resource_class'] = traits.model_resource_class(gpu.vendor,
                                                              gpu.device)
-        device_trait = (traits.DEVICE_ISOLATED
-                        if gpu.isolation == tags.ISOLATED
-                        else traits.DEVICE_SHARED_GROUP)
-        spec['traits'] = ','.join(sorted(
-            [traits.model_trait(gpu.vendor, gpu.device), device_trait]))
+        spec['traits'] = ','.join(traits.device_traits(
+            gpu.vendor, gpu.device, gpu.isolation, gpu.numa_node, gpu.switch,
+            gpu.iommu_group))
     return spec
 
 

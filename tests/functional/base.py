@@ -232,7 +232,8 @@ class GPUServersTestBase(base.ServersTestBase):
         host_info = fakelibvirt.HostInfo(
             cpu_nodes=numa_nodes, cpu_sockets=1, cpu_cores=cores_per_node,
             cpu_threads=threads_per_core, kB_mem=memory_mb * 1024)
-        specs = fake_gpus.host_device_specs(gpus, tagged=tagged)
+        specs = fake_gpus.host_device_specs(
+            gpus, tagged=tagged, in_placement=self.PCI_IN_PLACEMENT)
         self._device_specs[hostname] = specs
         self.gpu_hosts[hostname] = tuple(gpus)
         with self._host_device_spec(hostname):

@@ -93,15 +93,24 @@ class NovaParsesTheFileTest(base.BaseTestCase):
             alias_names={('10de', '2330'): 'h100'}))
         specs = whitelist.Whitelist(conf.pci.device_spec).specs
         self.assertEqual(2, len(specs))
-        for spec in specs:
+        for spec, gpu in zip(specs, inventory.gpus):
             self.assertEqual(tags.SHARED, spec.get_tags()[tags.ISOLATION])
             self.assertEqual('2', spec.get_tags()[tags.GROUP_GPUS])
             self.assertEqual('CUSTOM_GPU_10DE_2330',
                              spec.get_tags()['resource_class'])
+            names = set(spec.get_tags()['traits'].split(','))
             self.assertEqual(
                 {traits.DEVICE_SHARED_GROUP,
-                 traits.model_trait('10de', '2330')},
-                set(spec.get_tags()['traits'].split(',')))
+                 traits.model_trait('10de', '2330')}
+                | set(traits.topology_traits(gpu.numa_node, gpu.switch,
+                                             gpu.iommu_group)), names)
+            # The topology reads back from the traits alone.
+            facts = traits.read_device_traits(names)
+            self.assertEqual(('10de:2330', gpu.numa_node, 'shared',
+                              gpu.iommu_group),
+                             (facts['model'], facts['numa_node'],
+                              facts['isolation'], facts['iommu_group']))
+            self.assertEqual(bool(gpu.switch), bool(facts['switch']))
         aliases = self.aliases(conf, pci_in_placement=True)
         self.assertEqual('CUSTOM_GPU_10DE_2330',
                          aliases['h100'][1][0]['resource_class'])
