@@ -31,6 +31,7 @@ import os
 import sys
 
 import openstack
+import prometheus_client
 from rich import console as rich_console
 from rich import table as rich_table
 
@@ -50,8 +51,11 @@ def build_parser():
     parser.add_argument('--os-cloud', default=os.environ.get('OS_CLOUD'),
                         help='Cloud of clouds.yaml (default: $OS_CLOUD; '
                              'without one, the OS_* variables).')
-    parser.add_argument('--format', choices=('table', 'json'),
-                        default='table')
+    parser.add_argument('--format', choices=('table', 'json', 'prometheus'),
+                        default='table',
+                        help='prometheus: the exposition text, for '
+                             'node_exporter\'s textfile collector (fleet '
+                             'only).')
     parser.add_argument('--alias', action='append', default=[],
                         metavar='NAME=VENDOR:PRODUCT',
                         help='The GPU model of a nova [pci] alias that is '
@@ -183,7 +187,13 @@ def _smallest_gpu_guest(conn, name, aliases):
 
 # -- the command line ------------------------------------------------------
 
+def _not_prometheus(args):
+    if args.format == 'prometheus':
+        raise ValueError('--format prometheus is for "fleet" only')
+
+
 def run_capacity(conn, args):
+    _not_prometheus(args)
     report = capacity_report(conn, args.flavor, args.alias, args.host)
     if args.format == 'json':
         return report
@@ -196,6 +206,7 @@ def run_capacity(conn, args):
 
 
 def run_explain(conn, args):
+    _not_prometheus(args)
     report = explain_report(conn, args.flavor, args.alias, args.host)
     if args.format == 'json':
         return report
@@ -219,6 +230,8 @@ def run_fleet(conn, args):
     report = fleet_report(conn, sizes, args.guest_flavor, args.alias)
     if args.format == 'json':
         return report
+    if args.format == 'prometheus':
+        return fleet_metrics_text(report)
     table = _table('Host', 'GPUs', 'Free', 'Held',
                    *['Free %d-GPU blocks' % size for size in sizes],
                    title='Fleet: %d free GPUs, %d held, %d stranded; '
@@ -234,6 +247,38 @@ def run_fleet(conn, args):
                   str(report['held_gpus']),
                   *[str(report['blocks'][str(size)]) for size in sizes])
     return table
+
+
+#: The fleet-wide series of ``fleet --format prometheus``: name, help, key.
+FLEET_SERIES = (
+    ('gpupt_fleet_free_gpus', 'Free GPUs (not in use, not held).',
+     'free_gpus'),
+    ('gpupt_fleet_held_gpus', 'GPUs held back (cordoned, unhealthy).',
+     'held_gpus'),
+    ('gpupt_fleet_stranded_gpus', 'Free GPUs on hosts without the vCPUs or '
+     'RAM of the smallest GPU guest.', 'stranded_gpus'),
+    ('gpupt_fleet_fragmentation_index', 'Share of free GPUs in no free '
+     'block of the largest size.', 'fragmentation_index'),
+)
+
+
+def fleet_metrics_text(report):
+    """The fleet report as Prometheus exposition text."""
+    registry = prometheus_client.CollectorRegistry()
+    for name, text, key in FLEET_SERIES:
+        prometheus_client.Gauge(name, text, registry=registry).set(
+            report[key])
+    blocks = prometheus_client.Gauge(
+        'gpupt_fleet_free_blocks', 'Free aligned blocks of GPUs (one NUMA '
+        'node), by size.', ['size'], registry=registry)
+    for size, count in report['blocks'].items():
+        blocks.labels(size=size).set(count)
+    host_free = prometheus_client.Gauge(
+        'gpupt_host_free_gpus', 'Free GPUs of one host.', ['host'],
+        registry=registry)
+    for row in report['hosts']:
+        host_free.labels(host=row['host']).set(row['free_gpus'])
+    return prometheus_client.generate_latest(registry).decode()
 
 
 def _table(*columns, title):
@@ -253,7 +298,9 @@ def main(argv=None, conn=None):
     except Exception as exc:  # an unreachable cloud, refused credentials
         sys.stderr.write('error: %s: %s\n' % (type(exc).__name__, exc))
         return EXIT_FAILED
-    if isinstance(output, dict):
+    if isinstance(output, str):
+        sys.stdout.write(output)
+    elif isinstance(output, dict):
         print(json.dumps(output, indent=2, sort_keys=True))
     else:
         rich_console.Console(width=120).print(output)

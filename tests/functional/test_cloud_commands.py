@@ -21,6 +21,7 @@ import io
 import json
 
 import fixtures
+from prometheus_client import parser
 
 from gpu_passthrough_filter.agent import client as client_mod
 from gpu_passthrough_filter.agent import holds
@@ -47,13 +48,14 @@ class CloudCommandsTest(test_placement_scale.RecommendedPlacementTestBase):
         self.conn = sdk_cloud.connect(self.api_fixture,
                                       self.placement_fixture)
 
-    def command(self, *argv):
+    def command(self, *argv, output='json'):
         out = self.useFixture(fixtures.MonkeyPatch(
             'sys.stdout', io.StringIO())).new_value
-        status = cloud.main(['--format', 'json', '--alias', ALIAS[0]]
+        status = cloud.main(['--format', output, '--alias', ALIAS[0]]
                             + list(argv), conn=self.conn)
         self.assertEqual(0, status)
-        return json.loads(out.getvalue())
+        return json.loads(out.getvalue()) if output == 'json' else (
+            out.getvalue())
 
     def test_capacity_is_what_the_scheduler_then_places(self):
         self.hold(self.gpu_provider_uuids('hgx')['0000:18:00.0'])
@@ -109,6 +111,21 @@ class CloudCommandsTest(test_placement_scale.RecommendedPlacementTestBase):
                          rows['ram-poor']['blocks'])
         self.assertEqual(0, report['blocks']['8'])
         self.assertEqual(1.0, report['fragmentation_index'])
+        samples = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in parser.text_string_to_metric_families(
+                self.command('fleet', output='prometheus'))
+            for sample in family.samples}
+        self.assertEqual(11, samples[('gpupt_fleet_free_gpus', ())])
+        self.assertEqual(1.0, samples[('gpupt_fleet_fragmentation_index',
+                                       ())])
+        # One free 4-GPU block on each host.
+        self.assertEqual(2, samples[('gpupt_fleet_free_blocks',
+                                     (('size', '4'),))])
+        self.assertEqual(7, samples[('gpupt_host_free_gpus',
+                                     (('host', 'hgx'),))])
+        table = self.command('fleet', output='table')
+        self.assertIn('11 free GPUs, 1 held, 0 stranded', table)
 
     def hold(self, uuid):
         client = client_mod.PlacementClient(self.conn)
