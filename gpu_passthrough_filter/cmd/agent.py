@@ -38,6 +38,18 @@ SUBCOMMANDS = {
 SUBCOMMAND_MODULES = tuple(dict.fromkeys(SUBCOMMANDS.values()))
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the version is read only when asked for.
+
+    See :func:`gpu_passthrough_filter.__getattr__`.
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        # As argparse's own "version" action: on stdout.
+        sys.stdout.write(gpu_passthrough_filter.__version__ + '\n')
+        parser.exit()
+
+
 def build_parser(argv=None):
     """The argument parser; with ``argv``, only the sub-command it names.
 
@@ -51,8 +63,8 @@ def build_parser(argv=None):
         prog='gpu-passthrough-agent',
         description='Discover the GPU/PCI inventory of this compute node '
                     'and publish it to nova and Placement.')
-    parser.add_argument('--version', action='version',
-                        version=gpu_passthrough_filter.__version__)
+    parser.add_argument('--version', action=_VersionAction, nargs=0,
+                        help="show program's version number and exit")
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
     subparsers.required = True
     # The top level takes only flags: its first other word is the command.

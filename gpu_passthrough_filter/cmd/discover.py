@@ -23,10 +23,6 @@ import argparse
 import os
 import sys
 
-import rich.console
-import rich.table
-import rich.text
-
 from gpu_passthrough_filter.inventory import sysfs
 from gpu_passthrough_filter import tags
 
@@ -86,8 +82,7 @@ def run(args):
 
     :param args: the parsed command line.
     """
-    err = rich.console.Console(file=sys.stderr, width=_PIPE_WIDTH,
-                               highlight=False)
+    err = _Stderr()
     try:
         inventory = sysfs.read_inventory(
             args.sysfs_root, args.extra_gpu_id, args.pci_ids, args.hostname)
@@ -113,7 +108,20 @@ def run(args):
     return 0
 
 
+class _Stderr:
+    """Plain lines on stderr.
+
+    NOTE: not rich: importing it is a third of this command's cost as a
+    process, and ``--format json`` (what scripts run) prints no table.
+    """
+
+    @staticmethod
+    def print(text, markup=False):
+        sys.stderr.write(text + '\n')
+
+
 def _stdout_console():
+    import rich.console
     if sys.stdout.isatty():
         return rich.console.Console(file=sys.stdout, highlight=False)
     return rich.console.Console(file=sys.stdout, width=_PIPE_WIDTH,
@@ -150,6 +158,8 @@ def print_table(inventory, console):
 
 
 def _gpu_table(inventory):
+    import rich.table
+    import rich.text
     table = rich.table.Table(title='%d GPU(s)' % len(inventory.gpus),
                              title_justify='left')
     for column in ('GPU', 'Name', 'NUMA', 'IOMMU group', 'vfio ready',

@@ -27,7 +27,6 @@ No nova, oslo or openstacksdk import: this runs in the agent.
 import errno
 import os
 import re
-import socket
 import stat
 
 from gpu_passthrough_filter.inventory import health
@@ -98,7 +97,7 @@ def root_hostname(sysfs_root):
     """
     root = os.path.realpath(sysfs_root)
     if root == os.path.realpath('/'):
-        return socket.gethostname()
+        return os.uname().nodename
     for name in (('etc', 'hostname'), ('proc', 'sys', 'kernel', 'hostname')):
         try:
             with open(os.path.join(root, *name)) as stream:
