@@ -26,6 +26,10 @@ prefers it, fewer stranded GPUs, fewer fully free aligned blocks broken,
 better PCIe locality, tighter fit. :attr:`GPUSet.quality` encodes that
 order as a float so that sets of one host sort by it.
 
+Which GPUs a demand accepts, and whether GPUs can be shared out among a
+request's demands, is :mod:`.matching`; the CPU and RAM a host keeps for
+its free GPUs is :mod:`.reservation`.
+
 Pure module: no nova, oslo or openstacksdk import.
 """
 
@@ -36,6 +40,7 @@ import logging
 import typing
 
 from gpu_passthrough_filter.policy import index as index_mod
+from gpu_passthrough_filter.policy import matching
 from gpu_passthrough_filter.policy import model
 from gpu_passthrough_filter import tags
 
@@ -125,11 +130,13 @@ _NO_GPU_SET = GPUSet(frozenset(), LocalityLevel.CROSS, None, None, 0, 0, 0,
 
 
 class SetEvaluation(typing.NamedTuple):
-    """:func:`evaluate_set` result: ``ok, reason, quality = ...``."""
+    """:func:`evaluate_set` result."""
     ok: bool
     reason: str
     #: :attr:`GPUSet.quality` of the set, 0.0 when not ok.
     quality: float
+    #: The :class:`GPUSet` itself, None when not ok.
+    gpu_set: typing.Optional[GPUSet] = None
 
 
 # -- topology scores: pair -> set ------------------------------------------
@@ -152,90 +159,6 @@ def set_level(gpus):
         if len(switches) == 1 and None not in switches:
             return LocalityLevel.SWITCH
     return LocalityLevel.NUMA if one_numa else LocalityLevel.CROSS
-
-
-# -- demands -----------------------------------------------------------------
-
-def _demands(request):
-    return tuple(d for d in request.demands if d.count > 0)
-
-
-def _matches(gpu, demand):
-    return not demand.models or gpu.model in demand.models
-
-
-def assignable(models, demands):
-    """Whether GPUs of ``models`` can be shared out among ``demands``.
-
-    Each GPU goes to one demand that accepts its model and no demand gets
-    more than its count. A tiny max-flow (models -> demands), exact for
-    any number of aliases.
-
-    :param models: a mapping model -> number of GPUs of that model.
-    :param demands: a sequence of :class:`~.model.GPUDemand`.
-    :returns: True when every GPU can be assigned.
-    """
-    if len(demands) == 1:
-        # The common case, one alias: no flow needed.
-        demand = demands[0]
-        return (sum(models.values()) <= demand.count and
-                all(_matches_model(m, demand) for m in models))
-    return _matched(models, demands) == sum(models.values())
-
-
-def _matched(models, demands):
-    """How many GPUs of ``models`` can go to ``demands`` at most.
-
-    Kuhn's augmenting paths, one GPU at a time: a maximum matching of GPUs
-    to demand slots, so both :func:`assignable` (every GPU placed) and
-    :func:`coverable` (every slot filled) read it.
-    """
-    capacity = [d.count for d in demands]
-    flow = {}
-    matched = 0
-    for gpu_model, count in models.items():
-        for _ in range(count):
-            if _augment(gpu_model, demands, capacity, flow, set()):
-                matched += 1
-    return matched
-
-
-def _matches_model(gpu_model, demand):
-    return not demand.models or gpu_model in demand.models
-
-
-def _augment(gpu_model, demands, capacity, flow, seen):
-    # NOTE: augmenting path search in the bipartite graph of models and
-    # demands; flow[(model, i)] is how many GPUs of model demand i holds.
-    for i, demand in enumerate(demands):
-        if i in seen or (demand.models and gpu_model not in demand.models):
-            continue
-        seen.add(i)
-        if capacity[i] > 0:
-            capacity[i] -= 1
-            flow[(gpu_model, i)] = flow.get((gpu_model, i), 0) + 1
-            return True
-        for (other, j), held in list(flow.items()):
-            if j != i or held == 0 or other == gpu_model:
-                continue
-            if _augment(other, demands, capacity, flow, seen):
-                flow[(other, i)] -= 1
-                flow[(gpu_model, i)] = flow.get((gpu_model, i), 0) + 1
-                return True
-    return False
-
-
-def describe_request(request):
-    """``"4 GPUs of 10de:2330"`` style text for log messages.
-
-    :param request: a :class:`~.model.GPURequest`.
-    """
-    parts = []
-    for demand in _demands(request):
-        models = '|'.join(sorted(demand.models)) or 'any model'
-        plural = 'GPU' if demand.count == 1 else 'GPUs'
-        parts.append('%d %s of %s' % (demand.count, plural, models))
-    return ' + '.join(parts) or 'no GPU'
 
 
 # -- set facts and quality ---------------------------------------------------
@@ -359,31 +282,21 @@ def evaluate_set(host, request, addresses):
         :class:`~.model.HostView` (indexed first).
     :param request: a :class:`~.model.GPURequest`.
     :param addresses: iterable of PCI addresses (lower-case).
-    :returns: :class:`SetEvaluation` ``(ok, reason, quality)``; quality
-        equals the :attr:`GPUSet.quality` that :func:`find_sets` would give
-        the same set.
+    :returns: a :class:`SetEvaluation`; its quality equals the
+        :attr:`GPUSet.quality` that :func:`find_sets` would give the same
+        set.
     """
     gpu_set, reason = _evaluate(index_mod.as_index(host), request,
                                 addresses)
     if gpu_set is None:
         return SetEvaluation(False, reason, 0.0)
-    return SetEvaluation(True, reason, gpu_set.quality)
-
-
-def evaluate_gpu_set(host, request, addresses):
-    """Like :func:`evaluate_set`, returning ``(GPUSet or None, reason)``.
-
-    :param host: a :class:`.HostIndex` or a :class:`~.model.HostView`.
-    :param request: a :class:`~.model.GPURequest`.
-    :param addresses: iterable of PCI addresses (lower-case).
-    """
-    return _evaluate(index_mod.as_index(host), request, addresses)
+    return SetEvaluation(True, reason, gpu_set.quality, gpu_set)
 
 
 def _evaluate(idx, request, addresses):
     addresses = list(addresses)
     unique = frozenset(addresses)
-    if not _demands(request):
+    if not matching.active(request):
         if unique:
             return None, 'no GPU requested, set has %d' % len(unique)
         return _NO_GPU_SET, 'no GPU requested'
@@ -396,7 +309,7 @@ def _evaluate(idx, request, addresses):
 
 
 def _membership_violation(idx, request, addresses, unique):
-    demands = _demands(request)
+    demands = matching.active(request)
     need = sum(d.count for d in demands)
     if len(unique) != len(addresses):
         return 'an address repeats in %s' % _show(addresses)
@@ -419,9 +332,9 @@ def _membership_violation(idx, request, addresses, unique):
                 return ('strict isolation needs whole IOMMU groups; group '
                         '%s also holds %s' % (key[1], _show(missing)))
     models = collections.Counter(idx.gpus[a].model for a in unique)
-    if not assignable(models, demands):
+    if not matching.assignable(models, demands):
         return 'models %s do not match %s' % (
-            _show(models), describe_request(request))
+            _show(models), matching.describe_request(request))
     return ''
 
 
@@ -459,11 +372,11 @@ def _request_key(request):
 
 
 def _find_sets(idx, request, limit):
-    demands = _demands(request)
+    demands = matching.active(request)
     if not demands:
         return Fit(True, (), 'no GPU requested')
     units = tuple(u for u in idx.units(request.isolation)
-                  if all(any(_matches(g, d) for d in demands)
+                  if all(any(d.accepts(g.model) for d in demands)
                          for g in u.gpus))
     found = {}
     for scope in _scopes(request, units):
@@ -481,7 +394,7 @@ def _find_sets(idx, request, limit):
         return Fit(False, (), _rejection(idx, request, units))
     ranked = tuple(sorted(found.values(), key=_rank_key)[:limit])
     return Fit(True, ranked, 'fits: %s, best %s' % (
-        describe_request(request), _show(ranked[0].addresses)))
+        matching.describe_request(request), _show(ranked[0].addresses)))
 
 
 def _scopes(request, units):
@@ -521,7 +434,7 @@ def _select(units, demands):
         if chosen is not None:
             return chosen
     else:
-        if not coverable(_model_counts(units), demands):
+        if not matching.coverable(_model_counts(units), demands):
             return None  # too few GPUs of some model: nothing to search
         chosen = _greedy_by_demand(units, demands)
         if chosen is not None:
@@ -552,17 +465,6 @@ def _model_counts(units):
     return collections.Counter(g.model for u in units for g in u.gpus)
 
 
-def coverable(models, demands):
-    """Whether GPUs of ``models`` can fill every demand.
-
-    The converse of :func:`assignable`.
-
-    :param models: a mapping model -> number of GPUs available.
-    :param demands: a sequence of :class:`~.model.GPUDemand`.
-    """
-    return _matched(models, demands) == sum(d.count for d in demands)
-
-
 def _greedy_by_demand(units, demands):
     """Fill the most selective demand first with units only it accepts.
 
@@ -580,13 +482,13 @@ def _greedy_by_demand(units, demands):
                 break
             if position in used or unit.size > need:
                 continue
-            if all(_matches(g, demands[index]) for g in unit.gpus):
+            if all(demands[index].accepts(g.model) for g in unit.gpus):
                 chosen.append(unit)
                 used.add(position)
                 need -= unit.size
         if need:
             return None
-    if not assignable(_model_counts(chosen), demands):
+    if not matching.assignable(_model_counts(chosen), demands):
         return None
     return [units[i] for i in sorted(used)]
 
@@ -622,7 +524,7 @@ def _search(units, demands, need, suffix, start, chosen, models, budget):
         budget[0] -= 1
         for gpu in unit.gpus:
             models[gpu.model] += 1
-        if assignable(models, demands):
+        if matching.assignable(models, demands):
             chosen.append(unit)
             if _search(units, demands, need - unit.size, suffix, i + 1,
                        chosen, models, budget):
@@ -643,7 +545,7 @@ def _make_up(unit):
 # -- rejection reasons -------------------------------------------------------
 
 def _rejection(idx, request, units):
-    what = describe_request(request)
+    what = matching.describe_request(request)
     need = request.gpu_count
     usable = sum(u.size for u in units)
     free = sum(1 for g in idx.gpus.values() if g.free)
@@ -688,38 +590,3 @@ def _largest(units, attribute):
 def _count_unknown(idx):
     return sum(1 for g in idx.gpus.values()
                if g.free and g.isolation not in tags.PROVEN_VERDICTS)
-
-
-def keeps_gpu_reserve(host, request, vcpus_per_gpu=0.0, ram_mb_per_gpu=0.0):
-    """Whether a guest without GPUs leaves the free GPUs their reserve.
-
-    Rule: every usable free GPU of the host keeps ``vcpus_per_gpu`` vCPUs
-    and ``ram_mb_per_gpu`` MiB of RAM for a GPU guest to come; a guest
-    without GPUs passes only when the host still has that much after it.
-    Hosts without free GPUs, unknown (None) free figures and a zero
-    reserve always pass; guests with GPUs are not judged here.
-
-    :param host: a :class:`~.model.HostView` or :class:`~.index.HostIndex`.
-    :param request: the :class:`~.model.GPURequest`.
-    :param vcpus_per_gpu: vCPUs kept per free GPU.
-    :param ram_mb_per_gpu: RAM in MiB kept per free GPU.
-    :returns: ``(ok, reason)``; the reason states the numbers.
-    """
-    idx = index_mod.as_index(host)
-    free_gpus = idx.free
-    if request.wants_gpus or not free_gpus:
-        return True, ''
-    view = idx.host
-    for what, wanted, free, per_gpu in (
-            ('vCPUs', request.vcpus, view.free_vcpus, vcpus_per_gpu),
-            ('MiB of RAM', request.ram_mb, view.free_ram_mb,
-             ram_mb_per_gpu)):
-        if not per_gpu or free is None:
-            continue
-        left = float(free) - float(wanted or 0)
-        kept = free_gpus * float(per_gpu)
-        if left < kept:
-            return False, (
-                'a guest without GPUs would leave %g %s for %d free GPUs, '
-                'which keep %g' % (left, what, free_gpus, kept))
-    return True, ''

@@ -100,6 +100,10 @@ class GPUDemand:
     count: int
     models: typing.FrozenSet[str] = frozenset()
 
+    def accepts(self, gpu_model):
+        """True when a GPU of ``gpu_model`` may serve this demand."""
+        return not self.models or gpu_model in self.models
+
 
 @dataclasses.dataclass(frozen=True)
 class GPURequest:

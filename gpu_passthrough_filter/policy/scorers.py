@@ -56,7 +56,7 @@ RESERVE_TOUCH = 0.02
 def _matching_free(index, request):
     demands = [d for d in request.demands if d.count > 0]
     return sum(1 for address in index.usable
-               if any(not d.models or index.gpus[address].model in d.models
+               if any(d.accepts(index.gpus[address].model)
                       for d in demands))
 
 

@@ -30,6 +30,8 @@ from oslo_log import log as logging
 from gpu_passthrough_filter import conf
 from gpu_passthrough_filter.policy import extra_specs
 from gpu_passthrough_filter.policy import feasibility
+from gpu_passthrough_filter.policy import matching
+from gpu_passthrough_filter.policy import reservation
 from gpu_passthrough_filter.scheduler import candidates as candidates_view
 from gpu_passthrough_filter.scheduler import host_view
 from gpu_passthrough_filter.scheduler import request_log
@@ -134,7 +136,7 @@ class GPUPassthroughFilter(filters.BaseHostFilter):
     @staticmethod
     def _keeps_reserve(facts, request, reserve):
         """A guest without GPUs: pass unless it eats the GPUs' reserve."""
-        ok, reason = feasibility.keeps_gpu_reserve(facts.index, request,
+        ok, reason = reservation.keeps_gpu_reserve(facts.index, request,
                                                    *reserve)
         if not ok:
             LOG.debug('GPUPassthroughFilter rejected host %(host)s: '
@@ -181,7 +183,7 @@ class GPUPassthroughFilter(filters.BaseHostFilter):
                       '%(count)d allocation candidates is a feasible GPU '
                       'set for %(what)s; first reason: %(reason)s',
                       {'host': facts.index.name, 'count': len(candidates),
-                       'what': feasibility.describe_request(request),
+                       'what': matching.describe_request(request),
                        'reason': judge.first_reason})
         else:
             LOG.debug('GPUPassthroughFilter kept %(kept)d of %(count)d '

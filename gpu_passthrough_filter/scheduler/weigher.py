@@ -175,8 +175,8 @@ class GPUPassthroughWeigher(weights.BaseHostWeigher):
             judge = candidates_view.CandidateJudge(facts, request, request_ids)
             addresses = judge.addresses(candidates[0])
             if None not in addresses:
-                gpu_set, _reason = feasibility.evaluate_gpu_set(
-                    facts.index, request, addresses)
+                gpu_set = feasibility.evaluate_set(
+                    facts.index, request, addresses).gpu_set
                 if gpu_set is not None:
                     return gpu_set
         return feasibility.best_set(facts.index, request).best

@@ -16,7 +16,9 @@ from oslotest import base
 
 from gpu_passthrough_filter.policy import feasibility
 from gpu_passthrough_filter.policy import index
+from gpu_passthrough_filter.policy import matching
 from gpu_passthrough_filter.policy import model
+from gpu_passthrough_filter.policy import reservation
 from tests.unit.policy import shapes
 from tests.unit.policy.shapes import addr
 
@@ -294,8 +296,9 @@ class EvaluateSetTest(base.BaseTestCase):
         """The best set's quality is the one evaluate_set reports."""
         req = shapes.request(2)
         best = feasibility.best_set(self.index, req).best
-        ok, reason, quality = feasibility.evaluate_set(
+        ok, reason, quality, gpu_set = feasibility.evaluate_set(
             self.index, req, best.addresses)
+        self.assertEqual(best, gpu_set)
         self.assertTrue(ok, reason)
         self.assertEqual(best.quality, quality)
 
@@ -372,10 +375,10 @@ class AssignableTest(base.BaseTestCase):
         """
         demands = (model.GPUDemand(1, frozenset([shapes.A100, shapes.H100])),
                    model.GPUDemand(1, frozenset([shapes.A100])))
-        self.assertTrue(feasibility.assignable(
+        self.assertTrue(matching.assignable(
             {shapes.A100: 1, shapes.H100: 1}, demands))
-        self.assertFalse(feasibility.assignable({shapes.H100: 2}, demands))
-        self.assertFalse(feasibility.assignable({shapes.A100: 3}, demands))
+        self.assertFalse(matching.assignable({shapes.H100: 2}, demands))
+        self.assertFalse(matching.assignable({shapes.A100: 3}, demands))
 
 
 class HostIndexTest(base.BaseTestCase):
@@ -433,7 +436,7 @@ class GPUReserveTest(base.BaseTestCase):
              shapes.request(1, vcpus=99), (12, 0), True),
         ]
         for name, host, request, reserve, expected in cases:
-            ok, reason = feasibility.keeps_gpu_reserve(host, request,
+            ok, reason = reservation.keeps_gpu_reserve(host, request,
                                                        *reserve)
             self.assertEqual(expected, ok, name)
             self.assertEqual(ok, not reason, name)

@@ -24,6 +24,7 @@ from oslotest import base
 
 from gpu_passthrough_filter.policy import feasibility
 from gpu_passthrough_filter.policy import index
+from gpu_passthrough_filter.policy import matching
 from gpu_passthrough_filter.policy import model
 from gpu_passthrough_filter.policy import scorers
 from gpu_passthrough_filter import tags
@@ -223,4 +224,4 @@ class CoverablePropertyTest(base.BaseTestCase):
                     for chosen in itertools.combinations(
                         [model.GPU('a%d' % i, m) for i, m in
                          enumerate(pool)], need))
-        self.assertEqual(brute, feasibility.coverable(models, demands))
+        self.assertEqual(brute, matching.coverable(models, demands))
