@@ -35,6 +35,7 @@ from gpu_passthrough_filter.policy import reservation
 from gpu_passthrough_filter.scheduler import candidates as candidates_view
 from gpu_passthrough_filter.scheduler import host_view
 from gpu_passthrough_filter.scheduler import request_log
+from gpu_passthrough_filter.scheduler import request_view
 
 LOG = logging.getLogger(__name__)
 CONF = nova.conf.CONF
@@ -69,7 +70,7 @@ class GPUPassthroughFilter(filters.BaseHostFilter):
         passed = list(super(GPUPassthroughFilter, self).filter_all(
             hosts, spec_obj))
         try:
-            self.requests.record(spec_obj, host_view.request_seen(
+            self.requests.record(spec_obj, request_view.request_seen(
                 passed or hosts, spec_obj, CONF.gpu_passthrough,
                 CONF.filter_scheduler.pci_in_placement))
         except extra_specs.InvalidExtraSpec:
@@ -77,7 +78,7 @@ class GPUPassthroughFilter(filters.BaseHostFilter):
         except Exception:
             LOG.exception('GPUPassthroughFilter could not record request '
                           '%s for the weigher',
-                          host_view.describe_spec(spec_obj))
+                          request_view.describe_spec(spec_obj))
         return passed
 
     def host_passes(self, host_state, spec_obj):
@@ -100,13 +101,13 @@ class GPUPassthroughFilter(filters.BaseHostFilter):
                 'GPUPassthroughFilter failed on host %(host)s for request '
                 '%(request)s; error_policy=%(policy)s',
                 {'host': host_state,
-                 'request': host_view.describe_spec(spec_obj),
+                 'request': request_view.describe_spec(spec_obj),
                  'policy': opts.error_policy})
             return opts.error_policy == FAIL_OPEN
 
     def _host_passes(self, host_state, spec_obj):
         opts = CONF.gpu_passthrough
-        request_facts = host_view.cached_request_facts(spec_obj, opts)
+        request_facts = request_view.cached_request_facts(spec_obj, opts)
         reserve = (opts.reserved_vcpus_per_free_gpu,
                    opts.reserved_ram_mb_per_free_gpu)
         if not request_facts.asks and not any(reserve):

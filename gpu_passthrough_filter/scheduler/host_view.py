@@ -35,14 +35,13 @@ until the pools or the host's free resources change.
 
 import collections
 import dataclasses
-import threading
 import typing
 
 from oslo_log import log as logging
 
-from gpu_passthrough_filter.policy import extra_specs
 from gpu_passthrough_filter.policy import index as index_mod
 from gpu_passthrough_filter.policy import model
+from gpu_passthrough_filter.scheduler import values
 from gpu_passthrough_filter import tags
 
 #: Attribute of the ``HostState`` that holds its facts: Nova 34 builds new
@@ -147,48 +146,7 @@ def pool_values_of(host_state):
     return values
 
 
-class ValueCache(object):
-    """A bounded LRU map, safe to share between the scheduler's threads.
-
-    Host facts are kept by what they are built from (the compute node's
-    uuid, every key and value of its PCI pools, its CPU and RAM usage, the
-    options read), so the new ``HostState`` objects nova builds for the
-    next request find the facts of every host whose state did not change.
-    """
-
-    def __init__(self):
-        self._entries = collections.OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = self.misses = 0
-
-    def get(self, key):
-        with self._lock:
-            value = self._entries.get(key)
-            if value is None:
-                self.misses += 1
-                return None
-            self._entries.move_to_end(key)
-            self.hits += 1
-            return value
-
-    def put(self, key, value, size):
-        with self._lock:
-            self._entries[key] = value
-            self._entries.move_to_end(key)
-            while len(self._entries) > max(size, 0):
-                self._entries.popitem(last=False)
-
-    def clear(self):
-        with self._lock:
-            self._entries.clear()
-            self.hits = self.misses = 0
-
-    def __len__(self):
-        return len(self._entries)
-
-
-#: Host facts across requests (``[gpu_passthrough] host_cache_size``).
-FACTS_BY_VALUE = ValueCache()
+FACTS_BY_VALUE = values.ValueCache()
 
 
 def _pool_values(pools):
@@ -228,7 +186,7 @@ def build_host_facts(host_state, opts):
     :param opts: the ``CONF.gpu_passthrough`` group.
     :returns: a :class:`HostFacts`.
     """
-    vendors = frozenset(_hex(v) for v in (opts.gpu_vendor_ids or ()))
+    vendors = frozenset(values.hex_id(v) for v in (opts.gpu_vendor_ids or ()))
     untagged_isolation = (
         tags.ISOLATED if opts.untagged_host_policy == UNTAGGED_ISOLATED
         else tags.UNKNOWN)
@@ -238,7 +196,8 @@ def build_host_facts(host_state, opts):
         if not isinstance(pool, dict):
             continue
         is_tagged = any(key in _PROJECT_TAGS for key in pool)
-        if not is_tagged and _hex(pool.get('vendor_id')) not in vendors:
+        vendor = values.hex_id(pool.get('vendor_id'))
+        if not is_tagged and vendor not in vendors:
             continue
         pool_gpus = _pool_gpus(pool, is_tagged, untagged_isolation)
         gpus.extend(pool_gpus)
@@ -286,8 +245,8 @@ def _pool_gpus(pool, is_tagged, untagged_isolation):
     address = pool.get('address')
     address = address.lower() if isinstance(address, str) else (
         'pool-%x' % id(pool))
-    gpu_model = '%s:%s' % (_hex(pool.get('vendor_id')),
-                           _hex(pool.get('product_id')))
+    gpu_model = '%s:%s' % (values.hex_id(pool.get('vendor_id')),
+                           values.hex_id(pool.get('product_id')))
     if is_tagged:
         fields = _tagged_fields(pool)
     else:
@@ -344,12 +303,14 @@ def _host_name(host_state):
 
 def _host_resources(host_state):
     """Free and total vCPUs and RAM as nova's CPU and RAM checks see them."""
-    cpu_ratio = _number(getattr(host_state, 'cpu_allocation_ratio', None))
-    ram_ratio = _number(getattr(host_state, 'ram_allocation_ratio', None))
-    vcpus = _number(getattr(host_state, 'vcpus_total', None))
-    vcpus_used = _number(getattr(host_state, 'vcpus_used', None)) or 0.0
-    ram = _number(getattr(host_state, 'total_usable_ram_mb', None))
-    free_ram = _number(getattr(host_state, 'free_ram_mb', None))
+    cpu_ratio = values.number(getattr(host_state, 'cpu_allocation_ratio',
+                                      None))
+    ram_ratio = values.number(getattr(host_state, 'ram_allocation_ratio',
+                                      None))
+    vcpus = values.number(getattr(host_state, 'vcpus_total', None))
+    vcpus_used = values.number(getattr(host_state, 'vcpus_used', None)) or 0.0
+    ram = values.number(getattr(host_state, 'total_usable_ram_mb', None))
+    free_ram = values.number(getattr(host_state, 'free_ram_mb', None))
     total_vcpus = vcpus * (cpu_ratio or 1.0) if vcpus else None
     total_ram = ram * (ram_ratio or 1.0) if ram else None
     free_vcpus = total_vcpus - vcpus_used if total_vcpus else None
@@ -358,294 +319,6 @@ def _host_resources(host_state):
         free_ram_mb = total_ram - (ram - free_ram)
     return dict(free_vcpus=free_vcpus, free_ram_mb=free_ram_mb,
                 total_vcpus=total_vcpus, total_ram_mb=total_ram)
-
-
-# -- value parsing ------------------------------------------------------------
-
-def _hex(value):
-    return value.strip().lower() if isinstance(value, str) else ''
-
-
-def _number(value):
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if number == number else None  # NaN is unknown
-
-
-# -- request spec -> GPU request ----------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class PCIAsk:
-    """One flavor PCI alias request, before knowing whether it is a GPU.
-
-    :param request_id: the ``InstancePCIRequest.request_id`` (prefix of its
-        Placement request groups), or None.
-    :param count: devices asked for.
-    :param models: ``"vendor:product"`` models of the alias specs.
-    :param vendors: vendor ids of the alias specs.
-    """
-    request_id: typing.Optional[str]
-    count: int
-    models: typing.FrozenSet[str]
-    vendors: typing.FrozenSet[str]
-
-
-class RequestFacts(object):
-    """A ``RequestSpec`` read once, turned into a GPU request per host.
-
-    :param asks: the flavor's :class:`PCIAsk` values.
-    :param policies: the flavor's :class:`~.extra_specs.Policies`.
-    :param vcpus: guest vCPUs.
-    :param ram_mb: guest RAM in MiB.
-    :param group_traits: ``{requester id: required traits}`` of the spec's
-        Placement request groups (:func:`group_traits`).
-    :param pci_request_count: how many PCI requests the spec holds (GPU
-        or not).
-    :param has_numa_topology: whether the guest has a NUMA topology.
-    """
-
-    def __init__(self, asks, policies, vcpus, ram_mb, group_traits=None,
-                 pci_request_count=0, has_numa_topology=False):
-        self.asks = tuple(asks)
-        self.policies = policies
-        self.vcpus = vcpus
-        self.ram_mb = ram_mb
-        self.group_traits = dict(group_traits or {})
-        self.pci_request_count = pci_request_count
-        self.has_numa_topology = has_numa_topology
-        self._requests = {}
-
-    def for_host(self, facts, vendor_ids, candidates=None):
-        """The :class:`~.model.GPURequest` on one host and its request ids.
-
-        A PCI ask is a GPU demand when it names a vendor of
-        ``vendor_ids`` or a model the agent tagged on this host, or, for
-        an alias that names only a Placement ``resource_class`` (and
-        maybe ``traits``), when the host's allocation candidates map its
-        request groups to GPU providers of this host; other asks (NICs,
-        ...) are nova's business alone.
-
-        :param facts: the host's :class:`HostFacts`.
-        :param vendor_ids: ``[gpu_passthrough] gpu_vendor_ids`` (lower).
-        :param candidates: the host's ``allocation_candidates`` (PCI in
-            Placement), or None.
-        :returns: ``(GPURequest, tuple of GPU request ids)``.
-        """
-        key = tuple(self._ask_key(ask, facts, vendor_ids, candidates)
-                    for ask in self.asks)
-        result = self._requests.get(key)
-        if result is None:
-            result = self._build(key)
-            self._requests[key] = result
-        return result
-
-    @staticmethod
-    def _ask_key(ask, facts, vendor_ids, candidates):
-        """``(is a GPU demand, accepted models)`` of one ask on one host."""
-        if ask.vendors & vendor_ids or ask.models & facts.tagged_models:
-            return True, ask.models
-        if ask.vendors or ask.models or not ask.request_id:
-            return False, ask.models
-        # NOTE: a resource-class alias (nova's advice for PCI in Placement:
-        # one resource class over several device_spec matchers) names no
-        # vendor or product; Placement already matched its resource class
-        # and traits, so the GPUs its candidates map to are what it
-        # accepts on this host.
-        models = candidate_models(facts, candidates, ask.request_id)
-        return bool(models), models
-
-    def _build(self, key):
-        gpu_asks = [(ask, models) for ask, (gpu, models)
-                    in zip(self.asks, key) if gpu]
-        request = model.GPURequest(
-            demands=tuple(model.GPUDemand(ask.count, models)
-                          for ask, models in gpu_asks),
-            isolation=self.policies.isolation,
-            numa_affinity=self.policies.numa_affinity,
-            locality=self.policies.locality,
-            vcpus=self.vcpus, ram_mb=self.ram_mb)
-        return request, tuple(ask.request_id for ask, _ in gpu_asks
-                              if ask.request_id)
-
-
-def candidate_models(facts, candidates, request_id):
-    """GPU models that allocation candidates give to one PCI request.
-
-    :param facts: the host's :class:`HostFacts`.
-    :param candidates: the host's ``allocation_candidates``, or None.
-    :param request_id: the ``InstancePCIRequest.request_id``; its
-        Placement request groups are ``<request_id>-<i>``.
-    :returns: a frozenset of ``"vendor:product"`` models, empty when no
-        candidate maps the request to a GPU provider of this host.
-    """
-    prefix = '%s-' % request_id
-    addresses = set()
-    for candidate in candidates or ():
-        mappings = candidate.get('mappings') if isinstance(
-            candidate, dict) else None
-        for group, providers in (mappings or {}).items():
-            if not group.startswith(prefix):
-                continue
-            for provider in providers:
-                address = facts.rp_addresses.get(provider)
-                if address is not None:
-                    addresses.add(address)
-    gpus = facts.index.gpus
-    return frozenset(gpus[a].model for a in addresses if a in gpus)
-
-
-#: The last request read: ``(spec_obj, pci_requests, flavor, defaults,
-#: RequestFacts)``. The filter and weigher see one spec_obj for every host
-#: of a request; one tuple assignment keeps it safe across threads.
-_last_request = (None, None, None, None, None)
-
-
-def cached_request_facts(spec_obj, opts):
-    """:func:`request_facts`, read once per ``RequestSpec``.
-
-    :param spec_obj: a nova ``RequestSpec``.
-    :param opts: the ``CONF.gpu_passthrough`` group.
-    """
-    global _last_request
-    flavor = _field(spec_obj, 'flavor')
-    pci_requests = _field(spec_obj, 'pci_requests')
-    defaults = (opts.default_isolation, opts.default_numa_affinity,
-                opts.default_locality)
-    last = _last_request
-    if (last[0] is spec_obj and last[1] is pci_requests and
-            last[2] is flavor and last[3] == defaults):
-        facts = last[4]
-    else:
-        # NOTE: read and judged once per request: a malformed value logs
-        # one line here, not one traceback per host in the filter and
-        # again in the weigher.
-        try:
-            facts = request_facts(spec_obj, opts)
-        except extra_specs.InvalidExtraSpec as exc:
-            LOG.warning('GPU request %(request)s refused by its flavor: '
-                        '%(error)s; [gpu_passthrough] error_policy=%(policy)s '
-                        'decides for every host',
-                        {'request': _field(spec_obj, 'instance_uuid'),
-                         'error': exc, 'policy': opts.error_policy})
-            facts = exc
-        _last_request = (spec_obj, pci_requests, flavor, defaults, facts)
-    if isinstance(facts, Exception):
-        raise facts
-    return facts
-
-
-def request_seen(host_states, spec_obj, opts, pci_in_placement):
-    """The request as the cloud asked it, over the hosts that saw it.
-
-    The GPU demands the hosts recognise (a resource-class alias maps to
-    different models on different hosts), with every model some host
-    accepts for them; for learning the workload, not for placing.
-
-    :param host_states: nova ``HostState`` objects.
-    :param spec_obj: a nova ``RequestSpec``.
-    :param opts: the ``CONF.gpu_passthrough`` group.
-    :param pci_in_placement: ``[filter_scheduler] pci_in_placement``.
-    :returns: a :class:`~.model.GPURequest`.
-    """
-    facts_of_request = cached_request_facts(spec_obj, opts)
-    ids = vendor_ids(opts)
-    seen = None
-    for host_state in host_states:
-        request, _ids = facts_of_request.for_host(
-            host_facts(host_state, opts), ids,
-            placement_candidates(host_state, pci_in_placement))
-        if seen is None or request.gpu_count > seen.gpu_count:
-            seen = request
-        elif request.gpu_count == seen.gpu_count and seen.demands:
-            seen = _with_models_of(seen, request)
-    if seen is None:
-        nowhere = HostFacts(index_mod.HostIndex(model.HostView('')), {},
-                            frozenset())
-        seen, _ids = facts_of_request.for_host(nowhere, ids, None)
-    return seen
-
-
-def _with_models_of(request, other):
-    if len(request.demands) != len(other.demands):
-        return request
-    demands = tuple(
-        dataclasses.replace(mine, models=mine.models | theirs.models
-                            if mine.models and theirs.models
-                            else frozenset())
-        for mine, theirs in zip(request.demands, other.demands))
-    return dataclasses.replace(request, demands=demands)
-
-
-def request_facts(spec_obj, opts):
-    """Read a ``RequestSpec`` into :class:`RequestFacts`.
-
-    :param spec_obj: a nova ``RequestSpec``.
-    :param opts: the ``CONF.gpu_passthrough`` group (policy defaults).
-    :raises extra_specs.InvalidExtraSpec: for a bad ``gpu_passthrough:*``
-        value in the flavor.
-    """
-    flavor = _field(spec_obj, 'flavor')
-    flavor_specs = _field(flavor, 'extra_specs') or {}
-    policies = extra_specs.parse_policies(flavor_specs, opts)
-    pci_requests = spec_field(spec_field(spec_obj, 'pci_requests'),
-                              'requests') or ()
-    return RequestFacts(
-        _pci_asks(spec_obj), policies,
-        _number(_field(spec_obj, 'vcpus')) or 0.0,
-        _number(_field(spec_obj, 'memory_mb')) or 0.0,
-        group_traits(spec_obj), pci_request_count=len(pci_requests),
-        has_numa_topology=spec_field(spec_obj, 'numa_topology') is not None)
-
-
-def spec_field(obj, name):
-    """A field of a nova object; None when unset or ``obj`` is None.
-
-    :param obj: a nova object (``RequestSpec``, ``Flavor``...) or None.
-    :param name: the field name.
-    """
-    return _field(obj, name)
-
-
-def _field(obj, name):
-    # Nova objects raise NotImplementedError (or similar) for fields that
-    # were never set; a missing field means "not given".
-    if obj is None:
-        return None
-    try:
-        return getattr(obj, name)
-    except Exception:
-        return None
-
-
-def _pci_asks(spec_obj):
-    pci_requests = _field(spec_obj, 'pci_requests')
-    asks = []
-    for request in (_field(pci_requests, 'requests') or ()):
-        # NOTE: requests without alias_name come from neutron ports
-        # (SR-IOV NICs), never from a GPU flavor.
-        if _field(request, 'alias_name') is None:
-            continue
-        count = tags.decode_integer(_field(request, 'count'))
-        if not count or count < 1:
-            LOG.warning('PCI request %(id)s (alias %(alias)s) asks for '
-                        '%(count)r devices; not a GPU demand',
-                        {'id': _field(request, 'request_id'),
-                         'alias': _field(request, 'alias_name'),
-                         'count': _field(request, 'count')})
-            continue
-        specs = [s for s in (_field(request, 'spec') or ())
-                 if isinstance(s, dict)]
-        vendors = frozenset(_hex(s.get('vendor_id')) for s in specs) - {''}
-        models = frozenset(
-            '%s:%s' % (_hex(s.get('vendor_id')), _hex(s.get('product_id')))
-            for s in specs if s.get('vendor_id') and s.get('product_id'))
-        asks.append(PCIAsk(_field(request, 'request_id'), count, models,
-                           vendors))
-    return asks
 
 
 def placement_candidates(host_state, pci_in_placement):
@@ -664,35 +337,6 @@ def placement_candidates(host_state, pci_in_placement):
     return candidates if isinstance(candidates, list) else None
 
 
-def group_traits(spec_obj):
-    """``{requester id: required traits}`` of the spec's request groups.
-
-    With PCI in Placement nova adds one group per requested device
-    (``RequestSpec.requested_resources``); these are the traits Placement
-    matched each group's provider against.
-    """
-    groups = spec_field(spec_obj, 'requested_resources') or ()
-    result = {}
-    for group in groups:
-        requester = spec_field(group, 'requester_id')
-        if isinstance(requester, str):
-            result[requester] = frozenset(
-                spec_field(group, 'required_traits') or ())
-    return result
-
-
 def vendor_ids(opts):
     """``[gpu_passthrough] gpu_vendor_ids`` as a lower-case frozenset."""
     return frozenset(v.strip().lower() for v in (opts.gpu_vendor_ids or ()))
-
-
-def describe_spec(spec_obj):
-    """A request spec in a few words, for error logs."""
-    # For the error log only: must not raise itself.
-    try:
-        flavor = spec_obj.flavor
-        return '%s (flavor %s, extra specs %s)' % (
-            getattr(spec_obj, 'instance_uuid', '?'), flavor.name,
-            dict(flavor.extra_specs))
-    except Exception:
-        return repr(spec_obj)

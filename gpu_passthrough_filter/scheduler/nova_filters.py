@@ -40,6 +40,7 @@ from oslo_log import log as logging
 
 from gpu_passthrough_filter import conf
 from gpu_passthrough_filter.scheduler import host_view
+from gpu_passthrough_filter.scheduler import values
 
 LOG = logging.getLogger(__name__)
 CONF = nova.conf.CONF
@@ -50,7 +51,7 @@ conf.register_scheduler_opts(CONF)
 MAX_VERDICTS_PER_HOST = 64
 
 #: PCI verdicts by host pool values (``FastPciPassthroughFilter``).
-PCI_VERDICTS = host_view.ValueCache()
+PCI_VERDICTS = values.ValueCache()
 
 
 class FastPciPassthroughFilter(pci_passthrough_filter.PciPassthroughFilter):

@@ -32,6 +32,7 @@ from gpu_passthrough_filter.policy import scorers as scorers_mod
 from gpu_passthrough_filter.scheduler import candidates as candidates_view
 from gpu_passthrough_filter.scheduler import host_view
 from gpu_passthrough_filter.scheduler import request_log
+from gpu_passthrough_filter.scheduler import request_view
 
 LOG = logging.getLogger(__name__)
 CONF = nova.conf.CONF
@@ -105,7 +106,7 @@ class GPUPassthroughWeigher(weights.BaseHostWeigher):
             except Exception:
                 LOG.exception('GPUPassthroughWeigher: could not learn from '
                               'request %s',
-                              host_view.describe_spec(weight_properties))
+                              request_view.describe_spec(weight_properties))
         return super(GPUPassthroughWeigher, self).weigh_objects(
             weighed_obj_list, weight_properties)
 
@@ -114,7 +115,7 @@ class GPUPassthroughWeigher(weights.BaseHostWeigher):
         if self.requests.last_spec is not spec_obj:
             # NOTE: GPUPassthroughFilter did not record this request (it is
             # not enabled): learn from what the weigher sees.
-            requests.append(host_view.request_seen(
+            requests.append(request_view.request_seen(
                 [weighed.obj for weighed in weighed_obj_list], spec_obj,
                 CONF.gpu_passthrough,
                 CONF.filter_scheduler.pci_in_placement))
@@ -144,7 +145,7 @@ class GPUPassthroughWeigher(weights.BaseHostWeigher):
             LOG.exception('GPUPassthroughWeigher failed on host %(host)s '
                           'for request %(request)s; weight 0.0',
                           {'host': host_state,
-                           'request': host_view.describe_spec(
+                           'request': request_view.describe_spec(
                                weight_properties)})
             return 0.0
 
@@ -153,7 +154,7 @@ class GPUPassthroughWeigher(weights.BaseHostWeigher):
         facts = host_view.host_facts(host_state, opts)
         candidates = host_view.placement_candidates(
             host_state, CONF.filter_scheduler.pci_in_placement)
-        request, request_ids = host_view.cached_request_facts(
+        request, request_ids = request_view.cached_request_facts(
             spec_obj, opts).for_host(facts, host_view.vendor_ids(opts),
                                      candidates)
         chosen = self._chosen_set(candidates, facts, request, request_ids)

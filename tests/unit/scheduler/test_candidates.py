@@ -21,6 +21,7 @@ from gpu_passthrough_filter.policy import feasibility
 from gpu_passthrough_filter.scheduler import candidates
 from gpu_passthrough_filter.scheduler import filter as gpu_filter
 from gpu_passthrough_filter.scheduler import host_view
+from gpu_passthrough_filter.scheduler import request_view
 from tests.unit.scheduler import fakes
 
 FakeGPU = fakes.FakeGPU
@@ -149,7 +150,7 @@ class BestSetCandidateTest(fakes.TestCase):
                 '0000:db:00.0'])
         facts = host_view.build_host_facts(
             state, self.conf.conf.gpu_passthrough)
-        request, request_ids = host_view.cached_request_facts(
+        request, request_ids = request_view.cached_request_facts(
             spec, self.conf.conf.gpu_passthrough).for_host(
                 facts, frozenset(), state.allocation_candidates)
         template = state.allocation_candidates[0]
@@ -223,7 +224,7 @@ class BestSetCandidateTest(fakes.TestCase):
         state.allocation_candidates = [every[pick % len(every)]]
         facts = host_view.build_host_facts(state, self.conf.conf.
                                            gpu_passthrough)
-        request, _ = host_view.cached_request_facts(
+        request, _ = request_view.cached_request_facts(
             spec, self.conf.conf.gpu_passthrough).for_host(
                 facts, frozenset(), state.allocation_candidates)
         best = feasibility.best_set(facts.index, request).best

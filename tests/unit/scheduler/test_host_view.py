@@ -16,6 +16,7 @@ import nova.conf
 
 from gpu_passthrough_filter.policy import model
 from gpu_passthrough_filter.scheduler import host_view
+from gpu_passthrough_filter.scheduler import request_view
 from gpu_passthrough_filter import tags
 from tests.unit.scheduler import fakes
 
@@ -93,7 +94,7 @@ class RequestFactsTest(fakes.TestCase):
         spec = fakes.request_spec(fakes.flavor(
             'h100:2,cx7:1', vcpus=16, memory_mb=4096,
             gpu_passthrough__locality='switch'))
-        facts = host_view.request_facts(spec, CONF.gpu_passthrough)
+        facts = request_view.request_facts(spec, CONF.gpu_passthrough)
         host = host_view.build_host_facts(
             fakes.host_state('h'), CONF.gpu_passthrough)
         request, request_ids = facts.for_host(
@@ -109,7 +110,7 @@ class RequestFactsTest(fakes.TestCase):
     def test_defaults_come_from_config(self):
         self.flags(default_isolation='any', default_numa_affinity='required')
         spec = fakes.request_spec(fakes.flavor('h100:1'))
-        policies = host_view.request_facts(
+        policies = request_view.request_facts(
             spec, CONF.gpu_passthrough).policies
         self.assertEqual(
             (model.Isolation.ANY, model.NumaAffinity.REQUIRED,

@@ -30,6 +30,7 @@ from oslo_utils import uuidutils
 
 from gpu_passthrough_filter.scheduler import filter as gpu_filter
 from gpu_passthrough_filter.scheduler import host_view
+from gpu_passthrough_filter.scheduler import request_view
 from tests.unit.scheduler import fakes
 
 CONF = nova.conf.CONF
@@ -105,7 +106,7 @@ class ResourceClassAliasTest(fakes.TestCase):
         state, spec = self.four_gpus_one_busy()
         opts = CONF.gpu_passthrough
         facts = host_view.host_facts(state, opts)
-        request, request_ids = host_view.request_facts(
+        request, request_ids = request_view.request_facts(
             spec, opts).for_host(facts, host_view.vendor_ids(opts),
                                  state.allocation_candidates)
         self.assertEqual(4, request.gpu_count)
