@@ -23,7 +23,7 @@ import sys
 import time
 
 from gpu_passthrough_filter.policy import feasibility
-from gpu_passthrough_filter.policy import index
+from gpu_passthrough_filter.policy import host_index
 from gpu_passthrough_filter.policy import model
 from gpu_passthrough_filter import tags
 
@@ -34,7 +34,7 @@ def host(count, shared):
     gpus = []
     for i in range(count):
         group = str(i // 2) if shared else str(i)
-        gpus.append(model.GPU(
+        gpus.append(model.GPUView(
             address='0000:%02x:00.0' % (i + 1), model=(H100, A100)[i % 2],
             numa_node=i * 2 // count, iommu_group=group,
             isolation=tags.SHARED if shared else tags.ISOLATED,
@@ -67,7 +67,7 @@ def main(argv):
                 times = []
                 for _ in range(3):
                     start = time.perf_counter()
-                    fit = feasibility.best_set(index.HostIndex(view),
+                    fit = feasibility.best_set(host_index.HostIndex(view),
                                                request)
                     times.append(time.perf_counter() - start)
                 worst = max(worst, min(times))

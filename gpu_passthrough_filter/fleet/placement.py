@@ -113,7 +113,7 @@ def _gpu(client, uuid, address):
     total = sum(inv['total'] for inv in inventories.values())
     reserved = sum(inv.get('reserved', 0) for inv in inventories.values())
     used = sum(usages.values())
-    gpu = model.GPU(
+    gpu = model.GPUView(
         address=address, model=facts['model'], numa_node=facts['numa_node'],
         iommu_group=facts['iommu_group'],
         isolation=facts['isolation'] or tags.UNKNOWN,

@@ -39,7 +39,7 @@ import enum
 import logging
 import typing
 
-from gpu_passthrough_filter.policy import index as index_mod
+from gpu_passthrough_filter.policy import host_index
 from gpu_passthrough_filter.policy import matching
 from gpu_passthrough_filter.policy import model
 from gpu_passthrough_filter import tags
@@ -57,7 +57,7 @@ LOG = logging.getLogger(__name__)
 DEFAULT_LIMIT = 8
 
 
-class LocalityLevel(enum.IntEnum):
+class SetLocality(enum.IntEnum):
     """How close the GPUs of a set are to each other (higher is better)."""
     #: GPUs on different NUMA nodes, or a NUMA node is unknown.
     CROSS = 0
@@ -72,7 +72,7 @@ class GPUSet:
     """One feasible set of GPUs for a request, with the facts that rank it.
 
     :param addresses: PCI addresses of the GPUs.
-    :param level: :class:`LocalityLevel` of the set.
+    :param level: :class:`SetLocality` of the set.
     :param numa_node: the one known NUMA node of all GPUs, or None.
     :param switch: the one switch of all GPUs, or None.
     :param stranded: free GPUs made unusable by this set (IOMMU group
@@ -86,7 +86,7 @@ class GPUSet:
         host.
     """
     addresses: typing.FrozenSet[str]
-    level: LocalityLevel
+    level: SetLocality
     numa_node: typing.Optional[int]
     switch: typing.Optional[str]
     stranded: int
@@ -125,7 +125,7 @@ class Fit:
 
 
 #: The empty set: what a request without GPUs gets.
-_NO_GPU_SET = GPUSet(frozenset(), LocalityLevel.CROSS, None, None, 0, 0, 0,
+_NO_GPU_SET = GPUSet(frozenset(), SetLocality.CROSS, None, None, 0, 0, 0,
                      1.0)
 
 
@@ -142,14 +142,14 @@ class SetEvaluation(typing.NamedTuple):
 # -- topology scores: pair -> set ------------------------------------------
 
 def set_level(gpus):
-    """Locality of a set of GPUs as a :class:`LocalityLevel`.
+    """Locality of a set of GPUs as a :class:`SetLocality`.
 
     Rule: the weakest pair decides; a single GPU has no peers, so it is
     NUMA when its NUMA node is known and CROSS otherwise. Computed from
     the set's switches and NUMA nodes in O(len(gpus)), which equals the
     weakest of its pairs (same known switch, then same known NUMA node).
 
-    :param gpus: an iterable of :class:`~.model.GPU`.
+    :param gpus: an iterable of :class:`~.model.GPUView`.
     """
     gpus = list(gpus)
     nodes = {gpu.numa_node for gpu in gpus}
@@ -157,8 +157,8 @@ def set_level(gpus):
     if len(gpus) >= 2:
         switches = {gpu.switch for gpu in gpus}
         if len(switches) == 1 and None not in switches:
-            return LocalityLevel.SWITCH
-    return LocalityLevel.NUMA if one_numa else LocalityLevel.CROSS
+            return SetLocality.SWITCH
+    return SetLocality.NUMA if one_numa else SetLocality.CROSS
 
 
 # -- set facts and quality ---------------------------------------------------
@@ -189,7 +189,7 @@ def stranded_mates(idx, addresses):
     Rule: a free, usable GPU whose IOMMU group the set touches but does
     not take is lost until the guest leaves.
 
-    :param idx: the host's :class:`~.index.HostIndex`.
+    :param idx: the host's :class:`~.host_index.HostIndex`.
     :param addresses: the set's PCI addresses (a set or frozenset).
     """
     for key in {idx.group_key[a] for a in addresses}:
@@ -231,7 +231,7 @@ def _quality(total, numa_penalty, stranded, broken, level, leftover):
     # rank order, each below its radix, scaled to [0, 1].
     n = max(total, 1)
     digits = ((numa_penalty, 2), (stranded, n + 1), (broken, 3 * n + 1),
-              (LocalityLevel.SWITCH - level, 3), (leftover, 2 * n + 1))
+              (SetLocality.SWITCH - level, 3), (leftover, 2 * n + 1))
     penalty = 0
     largest = 0
     for value, radix in digits:
@@ -286,7 +286,7 @@ def evaluate_set(host, request, addresses):
         :attr:`GPUSet.quality` that :func:`find_sets` would give the same
         set.
     """
-    gpu_set, reason = _evaluate(index_mod.as_index(host), request,
+    gpu_set, reason = _evaluate(host_index.as_index(host), request,
                                 addresses)
     if gpu_set is None:
         return SetEvaluation(False, reason, 0.0)
@@ -349,7 +349,7 @@ def find_sets(host, request, limit=DEFAULT_LIMIT):
     :param limit: the most sets to return (at least 1).
     :returns: a :class:`Fit`.
     """
-    idx = index_mod.as_index(host)
+    idx = host_index.as_index(host)
     key = ('find_sets', _request_key(request), max(int(limit), 1))
     return idx.cached(key, lambda: _find_sets(idx, request, key[2]))
 

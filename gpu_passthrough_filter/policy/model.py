@@ -47,7 +47,7 @@ class Locality(str, enum.Enum):
 
 
 @dataclasses.dataclass(frozen=True)
-class GPU:
+class GPUView:
     """One passthrough GPU of a host, as the scheduler sees it.
 
     :param address: PCI address, lower-case, e.g. ``"0000:81:00.0"``.
@@ -83,7 +83,7 @@ class HostView:
     :param total_ram_mb: RAM of the host in MiB (None: unknown).
     """
     name: str
-    gpus: typing.Tuple[GPU, ...] = ()
+    gpus: typing.Tuple[GPUView, ...] = ()
     free_vcpus: typing.Optional[float] = None
     free_ram_mb: typing.Optional[float] = None
     total_vcpus: typing.Optional[float] = None

@@ -14,7 +14,7 @@
 Pure module: no nova, oslo or openstacksdk import.
 """
 
-from gpu_passthrough_filter.policy import index
+from gpu_passthrough_filter.policy import host_index
 
 
 def keeps_gpu_reserve(host, request, vcpus_per_gpu=0.0, ram_mb_per_gpu=0.0):
@@ -26,13 +26,14 @@ def keeps_gpu_reserve(host, request, vcpus_per_gpu=0.0, ram_mb_per_gpu=0.0):
     Hosts without free GPUs, unknown (None) free figures and a zero
     reserve always pass; guests with GPUs are not judged here.
 
-    :param host: a :class:`~.model.HostView` or :class:`~.index.HostIndex`.
+    :param host: a :class:`~.model.HostView` or
+        :class:`~.host_index.HostIndex`.
     :param request: the :class:`~.model.GPURequest`.
     :param vcpus_per_gpu: vCPUs kept per free GPU.
     :param ram_mb_per_gpu: RAM in MiB kept per free GPU.
     :returns: ``(ok, reason)``; the reason states the numbers.
     """
-    idx = index.as_index(host)
+    idx = host_index.as_index(host)
     free_gpus = idx.free
     if request.wants_gpus or not free_gpus:
         return True, ''

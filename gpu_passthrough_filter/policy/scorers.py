@@ -12,7 +12,7 @@
 """Host scorers: interchangeable functions with one signature.
 
 Every scorer is ``scorer(index, request, chosen) -> float`` where ``index``
-is the host's :class:`~.index.HostIndex`, ``request`` the
+is the host's :class:`~.host_index.HostIndex`, ``request`` the
 :class:`~.model.GPURequest` and ``chosen`` the :class:`~.feasibility.GPUSet`
 the filter picked for this host (``None`` for a request without GPUs or a
 host without a feasible set). The result is in [0.0, 1.0], higher is a
@@ -32,7 +32,7 @@ import collections
 import math
 
 from gpu_passthrough_filter.policy import feasibility
-from gpu_passthrough_filter.policy import profile as profile_mod
+from gpu_passthrough_filter.policy import workload_profile
 
 #: Stevedore namespace of the scorers (``setup.cfg`` entry points).
 NAMESPACE = 'gpu_passthrough_filter.scorers'
@@ -68,7 +68,7 @@ def best_fit(index, request, chosen):
     placement count as left: stranding is not packing). 1.0 for a host
     the guest fills exactly. Neutral for guests without GPUs.
 
-    :param index: the host's :class:`~.index.HostIndex`.
+    :param index: the host's :class:`~.host_index.HostIndex`.
     :param request: the :class:`~.model.GPURequest`.
     :param chosen: the :class:`~.feasibility.GPUSet` picked, or None.
     """
@@ -85,7 +85,7 @@ def locality(index, request, chosen):
     NUMA nodes 0.0; for a 1-GPU guest 1.0 when the GPU's NUMA node is
     known, 0.0 otherwise. Neutral for guests without GPUs.
 
-    :param index: the host's :class:`~.index.HostIndex`.
+    :param index: the host's :class:`~.host_index.HostIndex`.
     :param request: the :class:`~.model.GPURequest`.
     :param chosen: the :class:`~.feasibility.GPUSet` picked, or None.
     """
@@ -93,9 +93,9 @@ def locality(index, request, chosen):
         return NEUTRAL
     if request.gpu_count < 2:
         return 1.0 if chosen.numa_node is not None else 0.0
-    return {feasibility.LocalityLevel.SWITCH: 1.0,
-            feasibility.LocalityLevel.NUMA: 0.5,
-            feasibility.LocalityLevel.CROSS: 0.0}[chosen.level]
+    return {feasibility.SetLocality.SWITCH: 1.0,
+            feasibility.SetLocality.NUMA: 0.5,
+            feasibility.SetLocality.CROSS: 0.0}[chosen.level]
 
 
 def fragmentation(index, request, chosen):
@@ -109,7 +109,7 @@ def fragmentation(index, request, chosen):
     ``1 / (1 + loss / FRAGMENTATION_SCALE)``: 1.0 breaks nothing.
     Neutral for guests without GPUs.
 
-    :param index: the host's :class:`~.index.HostIndex`.
+    :param index: the host's :class:`~.host_index.HostIndex`.
     :param request: the :class:`~.model.GPURequest`.
     :param chosen: the :class:`~.feasibility.GPUSet` picked, or None.
     """
@@ -130,7 +130,7 @@ def gpu_host_reserve(index, request, chosen):
     without free GPUs. When a host total is unknown the guest's share of
     the free amount stands in. Neutral (1.0) for guests with GPUs.
 
-    :param index: the host's :class:`~.index.HostIndex`.
+    :param index: the host's :class:`~.host_index.HostIndex`.
     :param request: the :class:`~.model.GPURequest`.
     :param chosen: unused (guests without GPUs get no set).
     """
@@ -157,7 +157,7 @@ def resource_balance(index, request, chosen):
     nothing, or leaves no free GPU. Neutral (1.0) for guests without GPUs
     (see :func:`gpu_host_reserve`) and hosts without a feasible set.
 
-    :param index: the host's :class:`~.index.HostIndex`.
+    :param index: the host's :class:`~.host_index.HostIndex`.
     :param request: the :class:`~.model.GPURequest`.
     :param chosen: the :class:`~.feasibility.GPUSet` picked, or None.
     """
@@ -201,7 +201,7 @@ class FragmentationGradient(object):
     fragmentation of a host is the number of its free GPUs that guests
     drawn from the recent GPU request mix would leave unused, for lack of
     vCPUs, RAM or enough free GPUs of an accepted model (see
-    :func:`.profile.expected_fragmentation`). The score of a host is
+    :func:`.workload_profile.expected_fragmentation`). The score of a host is
     ``1 / (1 + 2 ** delta)`` where ``delta`` is the growth, in GPUs, that
     the placement causes: a guest that takes GPUs the mix could not use
     scores above 0.5, one that leaves free GPUs without the vCPUs or RAM
@@ -226,14 +226,14 @@ class FragmentationGradient(object):
     """
 
     def __init__(self, window=1000):
-        self.profile = profile_mod.WorkloadProfile(window)
+        self.profile = workload_profile.WorkloadProfile(window)
 
     def observe(self, request):
         """Add one request to the workload profile.
 
         :param request: the :class:`~.model.GPURequest`.
         """
-        self.profile.observe(profile_mod.shape_of(request))
+        self.profile.observe(workload_profile.shape_of(request))
 
     def __call__(self, index, request, chosen):
         if request.wants_gpus and chosen is None:
@@ -248,16 +248,16 @@ class FragmentationGradient(object):
             taken.update(index.gpus[a].model for a in chosen.addresses)
             taken.update(index.gpus[a].model for a in
                          feasibility.stranded_mates(index, chosen.addresses))
-        placed = profile_mod.after(before, request.vcpus, request.ram_mb,
-                                   taken)
+        placed = workload_profile.after(before, request.vcpus,
+                                        request.ram_mb, taken)
         # NOTE: the host's own fragmentation is not cached: the mix changes
         # with every GPU request.
-        delta = profile_mod.fragmentation_delta(before, placed,
-                                                learned or prior)
+        delta = workload_profile.fragmentation_delta(before, placed,
+                                                     learned or prior)
         if learned:
             # NOTE: the expectation is linear in the mix, so the prior's
             # share is its own delta, scaled down to a tie-breaker.
-            delta += PRIOR_WEIGHT * profile_mod.fragmentation_delta(
+            delta += PRIOR_WEIGHT * workload_profile.fragmentation_delta(
                 before, placed, prior)
         # NOTE: bounded, monotone, 0.5 for no change; exp() would overflow
         # on a pathological delta.
@@ -281,19 +281,19 @@ def prior_mix(index):
     vcpus = float(host.total_vcpus or 0) / gpus
     ram_mb = float(host.total_ram_mb or 0) / gpus
     sizes = [1 << power for power in range(gpus.bit_length())]
-    return tuple((profile_mod.Shape(size, vcpus * size, ram_mb * size),
+    return tuple((workload_profile.Shape(size, vcpus * size, ram_mb * size),
                   1.0 / len(sizes)) for size in sizes)
 
 
 def free_resources(index):
-    """The :class:`~.profile.Resources` a host has free for a new guest.
+    """The :class:`~.workload_profile.Resources` a host has free now.
 
-    :param index: the host's :class:`~.index.HostIndex`.
+    :param index: the host's :class:`~.host_index.HostIndex`.
     """
     by_model = collections.Counter(index.gpus[a].model for a in index.usable)
     host = index.host
-    return profile_mod.Resources(dict(by_model), host.free_vcpus,
-                                 host.free_ram_mb)
+    return workload_profile.Resources(dict(by_model), host.free_vcpus,
+                                      host.free_ram_mb)
 
 
 #: Every scorer of this module by its entry-point name: a function, or a
@@ -322,7 +322,7 @@ def instantiate(plugin):
 def weighted_sum(index, request, chosen, scorers, multipliers=None):
     """Sum of ``scorers`` on one host, each times its multiplier.
 
-    :param index: the host's :class:`~.index.HostIndex`.
+    :param index: the host's :class:`~.host_index.HostIndex`.
     :param request: the :class:`~.model.GPURequest`.
     :param chosen: the :class:`~.feasibility.GPUSet` picked, or None.
     :param scorers: a mapping name -> scorer function.

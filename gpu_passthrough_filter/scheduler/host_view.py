@@ -9,7 +9,7 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""Nova's ``HostState`` and ``RequestSpec`` as the policy core's types.
+"""Nova's ``HostState`` as the policy core's host.
 
 What nova's scheduler sees of a host's GPUs (verified on Nova 34):
 
@@ -28,9 +28,10 @@ What nova's scheduler sees of a host's GPUs (verified on Nova 34):
   placeholder busy GPUs for it.
 
 :func:`host_facts` builds a :class:`HostFacts` (the core's
-:class:`~gpu_passthrough_filter.policy.index.HostIndex` plus the nova facts
-the adapters need) once per host state and keeps it on the host state
-until the pools or the host's free resources change.
+:class:`~gpu_passthrough_filter.policy.host_index.HostIndex` plus the nova
+facts the adapters need) once per host state and keeps it on the host
+state until the pools or the host's free resources change. The request
+side is :mod:`.request_view`.
 """
 
 import collections
@@ -39,7 +40,7 @@ import typing
 
 from oslo_log import log as logging
 
-from gpu_passthrough_filter.policy import index as index_mod
+from gpu_passthrough_filter.policy import host_index
 from gpu_passthrough_filter.policy import model
 from gpu_passthrough_filter.scheduler import values
 from gpu_passthrough_filter import tags
@@ -69,7 +70,7 @@ _PROJECT_TAGS = frozenset(tags.ALL_TAGS)
 class HostFacts:
     """What the filter and weigher know about one host state.
 
-    :param index: the core's :class:`~.index.HostIndex` of the host.
+    :param index: the core's :class:`~.host_index.HostIndex` of the host.
     :param rp_addresses: Placement provider uuid -> PCI address of the
         GPU pools that carry ``rp_uuid`` (PCI-in-Placement).
     :param tagged_models: GPU models (``"vendor:product"``) of the pools
@@ -86,7 +87,7 @@ class HostFacts:
         product, verdict)``. An untagged pool (device_spec written by hand)
         has kind ``(vendor, product, None)``: its traits are unknown.
     """
-    index: index_mod.HostIndex
+    index: host_index.HostIndex
     rp_addresses: typing.Mapping[str, str]
     tagged_models: typing.FrozenSet[str]
     untagged: int = 0
@@ -216,7 +217,7 @@ def build_host_facts(host_state, opts):
     view = model.HostView(
         name=_host_name(host_state), gpus=tuple(gpus),
         **_host_resources(host_state))
-    return HostFacts(index_mod.HostIndex(view), rp_addresses,
+    return HostFacts(host_index.HostIndex(view), rp_addresses,
                      frozenset(tagged_models), untagged, rp_kinds)
 
 
@@ -255,7 +256,7 @@ def _pool_gpus(pool, is_tagged, untagged_isolation):
     # NOTE: pools of type-PCI devices are split by address and count 1;
     # a pool counting more (VFs of one PF) gets numbered extra members.
     addresses = [address] + ['%s#%d' % (address, i) for i in range(1, count)]
-    return [model.GPU(address=a, model=gpu_model, **fields)
+    return [model.GPUView(address=a, model=gpu_model, **fields)
             for a in addresses]
 
 

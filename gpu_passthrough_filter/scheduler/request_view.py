@@ -24,7 +24,7 @@ import typing
 from oslo_log import log as logging
 
 from gpu_passthrough_filter.policy import extra_specs
-from gpu_passthrough_filter.policy import index as index_mod
+from gpu_passthrough_filter.policy import host_index
 from gpu_passthrough_filter.policy import model
 from gpu_passthrough_filter.scheduler import host_view
 from gpu_passthrough_filter.scheduler import values
@@ -219,7 +219,7 @@ def request_seen(host_states, spec_obj, opts, pci_in_placement):
             seen = _with_models_of(seen, request)
     if seen is None:
         nowhere = host_view.HostFacts(
-            index_mod.HostIndex(model.HostView('')), {}, frozenset())
+            host_index.HostIndex(model.HostView('')), {}, frozenset())
         seen, _ids = facts_of_request.for_host(nowhere, ids, None)
     return seen
 

@@ -30,7 +30,7 @@ def addr(slot):
 def gpu(slot, numa, switch, group=None, isolation=tags.ISOLATED,
         gpu_model=H100, free=True):
     """One GPU; ``group`` defaults to a group of its own (the slot)."""
-    return model.GPU(
+    return model.GPUView(
         address=addr(slot), model=gpu_model, numa_node=numa,
         iommu_group=str(slot) if group is None else group,
         isolation=isolation, switch=switch, root=None, free=free)
@@ -40,8 +40,8 @@ def occupy(host, *slots):
     """The same host with the GPUs in ``slots`` given to guests."""
     busy = {addr(slot) for slot in slots}
     gpus = tuple(
-        model.GPU(g.address, g.model, g.numa_node, g.iommu_group,
-                  g.isolation, g.switch, g.root, g.address not in busy)
+        model.GPUView(g.address, g.model, g.numa_node, g.iommu_group,
+                      g.isolation, g.switch, g.root, g.address not in busy)
         for g in host.gpus)
     return model.HostView(host.name, gpus, host.free_vcpus, host.free_ram_mb,
                           host.total_vcpus, host.total_ram_mb)
@@ -118,7 +118,7 @@ def unknown_4gpu(name='unknown4'):
     No IOMMU group, NUMA 0, one switch.
     """
     return model.HostView(name, tuple(
-        model.GPU(addr(slot), H100, 0, None, tags.UNKNOWN, 'sw0')
+        model.GPUView(addr(slot), H100, 0, None, tags.UNKNOWN, 'sw0')
         for slot in range(4)))
 
 

@@ -29,7 +29,7 @@ def host(free_per_node=(4, 4), used_per_node=(0, 0), per_switch=2,
     for node, (free, used) in enumerate(zip(free_per_node, used_per_node)):
         for index in range(free + used):
             number = len(gpus)
-            gpus.append(model.GPU(
+            gpus.append(model.GPUView(
                 address='0000:%02x:00.0' % (number + 1), model=H100,
                 numa_node=node, iommu_group=str(number), isolation='isolated',
                 switch='sw%d-%d' % (node, index // per_switch),

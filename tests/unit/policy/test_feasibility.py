@@ -15,7 +15,7 @@ import fixtures
 from oslotest import base
 
 from gpu_passthrough_filter.policy import feasibility
-from gpu_passthrough_filter.policy import index
+from gpu_passthrough_filter.policy import host_index
 from gpu_passthrough_filter.policy import matching
 from gpu_passthrough_filter.policy import model
 from gpu_passthrough_filter.policy import reservation
@@ -47,21 +47,21 @@ class BestSetTest(base.BaseTestCase):
         """dgx, 2 GPUs: a whole switch (sw0: slots 0-1), SWITCH level."""
         best = self.best(shapes.dgx_8gpu(), shapes.request(2))
         self.assertEqual(slots(0, 1), best.addresses)
-        self.assertEqual(feasibility.LocalityLevel.SWITCH, best.level)
+        self.assertEqual(feasibility.SetLocality.SWITCH, best.level)
         self.assertEqual(0, best.numa_node)
 
     def test_dgx_four_gpus_one_numa_node(self):
         """dgx, 4 GPUs: a whole NUMA node (slots 0-3), not 2+2 across."""
         best = self.best(shapes.dgx_8gpu(), shapes.request(4))
         self.assertEqual(slots(0, 1, 2, 3), best.addresses)
-        self.assertEqual(feasibility.LocalityLevel.NUMA, best.level)
+        self.assertEqual(feasibility.SetLocality.NUMA, best.level)
 
     def test_dgx_eight_gpus_whole_host(self):
         """dgx, 8 GPUs: the whole host, breaking no block."""
         best = self.best(shapes.dgx_8gpu(), shapes.request(8))
         self.assertEqual(slots(*range(8)), best.addresses)
         self.assertEqual(0, best.broken)
-        self.assertEqual(feasibility.LocalityLevel.CROSS, best.level)
+        self.assertEqual(feasibility.SetLocality.CROSS, best.level)
 
     def test_one_gpu_goes_to_the_broken_switch(self):
         """dgx with slot 4 busy, 1 GPU: slot 5, the rest of broken sw2."""
@@ -78,7 +78,7 @@ class BestSetTest(base.BaseTestCase):
         host = shapes.occupy(shapes.dgx_8gpu(), 0, 2)
         best = self.best(host, shapes.request(2))
         self.assertEqual(slots(1, 3), best.addresses)
-        self.assertEqual(feasibility.LocalityLevel.NUMA, best.level)
+        self.assertEqual(feasibility.SetLocality.NUMA, best.level)
 
     def test_two_gpus_with_switch_locality_take_the_free_switch(self):
         """Slots 4-5 (sw2) win for locality=switch on a dgx missing 0 and 2.
@@ -94,7 +94,7 @@ class BestSetTest(base.BaseTestCase):
         """dual-socket 4-GPU, 2 GPUs: slots 0-1 (NUMA 0), NUMA level."""
         best = self.best(shapes.dual_socket_4gpu(), shapes.request(2))
         self.assertEqual(slots(0, 1), best.addresses)
-        self.assertEqual(feasibility.LocalityLevel.NUMA, best.level)
+        self.assertEqual(feasibility.SetLocality.NUMA, best.level)
 
     def test_dual_socket_preferred_numa_falls_back_across(self):
         """Slots 1+3 across sockets: numa preferred falls back.
@@ -104,7 +104,7 @@ class BestSetTest(base.BaseTestCase):
         host = shapes.occupy(shapes.dual_socket_4gpu(), 0, 2)
         best = self.best(host, shapes.request(2))
         self.assertEqual(slots(1, 3), best.addresses)
-        self.assertEqual(feasibility.LocalityLevel.CROSS, best.level)
+        self.assertEqual(feasibility.SetLocality.CROSS, best.level)
         self.assertIsNone(best.numa_node)
 
     def test_root_port_host_four_gpus_one_numa(self):
@@ -247,7 +247,7 @@ class UsableGPUsTest(base.BaseTestCase):
     """HostIndex.usable_for: what each isolation policy may give."""
 
     def addresses(self, host, req):
-        return set(index.HostIndex(host).usable_for(req.isolation))
+        return set(host_index.HostIndex(host).usable_for(req.isolation))
 
     def test_strict_excludes_unknown_and_busy_groups(self):
         """Busy slot 2 blocks its group mate slot 3; unknown refused."""
@@ -268,8 +268,8 @@ class UsableGPUsTest(base.BaseTestCase):
     def test_shared_gpu_without_group_is_refused_under_strict(self):
         """A shared GPU whose group is unknown cannot be taken whole."""
         host = model.HostView('h', (
-            model.GPU(addr(0), shapes.H100, 0, None, 'shared', 'sw0'),
-            model.GPU(addr(1), shapes.H100, 0, None, 'isolated', 'sw0')))
+            model.GPUView(addr(0), shapes.H100, 0, None, 'shared', 'sw0'),
+            model.GPUView(addr(1), shapes.H100, 0, None, 'isolated', 'sw0')))
         self.assertEqual(slots(1), self.addresses(host, shapes.request(1)))
 
 
@@ -278,7 +278,7 @@ class EvaluateSetTest(base.BaseTestCase):
 
     def setUp(self):
         super(EvaluateSetTest, self).setUp()
-        self.index = index.HostIndex(shapes.dgx_8gpu())
+        self.index = host_index.HostIndex(shapes.dgx_8gpu())
 
     def evaluate(self, req, *numbers):
         return feasibility.evaluate_set(self.index, req,
@@ -321,13 +321,13 @@ class EvaluateSetTest(base.BaseTestCase):
         bad = feasibility.evaluate_set(self.index, req,
                                        [addr(0), '0000:ff:00.0'])
         self.assertIn('not GPUs of this host', bad.reason)
-        busy = index.HostIndex(shapes.occupy(shapes.dgx_8gpu(), 1))
+        busy = host_index.HostIndex(shapes.occupy(shapes.dgx_8gpu(), 1))
         self.assertIn('not usable', feasibility.evaluate_set(
             busy, req, [addr(0), addr(1)]).reason)
 
     def test_strict_needs_whole_group(self):
         """Strict, pairs8: 1+2 (halves of g0, g1) refused, 0+1 accepted."""
-        idx = index.HostIndex(shapes.shared_pairs_8gpu())
+        idx = host_index.HostIndex(shapes.shared_pairs_8gpu())
         req = shapes.request(2)
         half = feasibility.evaluate_set(idx, req, [addr(1), addr(2)])
         self.assertFalse(half.ok)
@@ -346,7 +346,7 @@ class TopologyScoreTest(base.BaseTestCase):
     @staticmethod
     def pair_level(first, second):
         """The rule for two GPUs: same known switch, same known node."""
-        level = feasibility.LocalityLevel
+        level = feasibility.SetLocality
         if first.switch is not None and first.switch == second.switch:
             return level.SWITCH
         if first.numa_node is not None and \
@@ -385,7 +385,7 @@ class HostIndexTest(base.BaseTestCase):
 
     def test_counts_per_block(self):
         """dgx with slot 0 busy: sw0 has 1 of 2 free, NUMA 0 3 of 4."""
-        idx = index.HostIndex(shapes.occupy(shapes.dgx_8gpu(), 0))
+        idx = host_index.HostIndex(shapes.occupy(shapes.dgx_8gpu(), 0))
         self.assertEqual((1, 2), (idx.switch_free['sw0'],
                                   idx.switch_total['sw0']))
         self.assertEqual((3, 4), (idx.numa_free[0], idx.numa_total[0]))
@@ -396,7 +396,7 @@ class HostIndexTest(base.BaseTestCase):
 
     def test_results_are_cached_per_request(self):
         """The same request on one index returns the same Fit object."""
-        idx = index.HostIndex(shapes.dgx_8gpu())
+        idx = host_index.HostIndex(shapes.dgx_8gpu())
         req = shapes.request(2)
         self.assertIs(feasibility.find_sets(idx, req),
                       feasibility.find_sets(idx, req))
@@ -405,7 +405,7 @@ class HostIndexTest(base.BaseTestCase):
         """Switch "none" and NUMA node -1 (tag spellings) mean unknown."""
         host = model.HostView('h', (
             shapes.gpu(0, -1, 'none'), shapes.gpu(1, -1, 'none')))
-        idx = index.HostIndex(host)
+        idx = host_index.HostIndex(host)
         self.assertEqual({None}, {g.switch for g in idx.gpus.values()})
         self.assertEqual({None}, {g.numa_node for g in idx.gpus.values()})
         self.assertFalse(feasibility.best_set(

@@ -21,7 +21,7 @@ from oslotest import base
 
 from gpu_passthrough_filter.conf import scheduler as scheduler_conf
 from gpu_passthrough_filter.policy import feasibility
-from gpu_passthrough_filter.policy import index
+from gpu_passthrough_filter.policy import host_index
 from gpu_passthrough_filter.policy import scorers
 from tests.unit.policy import shapes
 
@@ -58,7 +58,7 @@ def place(hosts, counts):
                 scorer.observe(req)
         best = None
         for number, host in enumerate(hosts):
-            idx = index.HostIndex(host)
+            idx = host_index.HostIndex(host)
             fit = feasibility.best_set(idx, req)
             if not fit.ok:
                 continue

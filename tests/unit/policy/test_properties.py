@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from oslotest import base
 
 from gpu_passthrough_filter.policy import feasibility
-from gpu_passthrough_filter.policy import index
+from gpu_passthrough_filter.policy import host_index
 from gpu_passthrough_filter.policy import matching
 from gpu_passthrough_filter.policy import model
 from gpu_passthrough_filter.policy import scorers
@@ -38,7 +38,7 @@ def gpus(draw):
     count = draw(st.integers(4, 9) | st.integers(0, 9))
     result = []
     for slot in range(count):
-        result.append(model.GPU(
+        result.append(model.GPUView(
             address='0000:%02x:00.0' % slot,
             model=draw(st.sampled_from(MODELS)),
             numa_node=draw(st.sampled_from((None, 0, 1))),
@@ -184,7 +184,7 @@ class FindSetsPropertyTest(base.BaseTestCase):
     @SETTINGS
     @hypothesis.given(hosts(), requests())
     def test_scorers_return_floats_in_unit_range(self, host, request):
-        idx = index.HostIndex(host)
+        idx = host_index.HostIndex(host)
         chosen = feasibility.best_set(idx, request).best
         for name, plugin in scorers.SCORERS.items():
             scorer = scorers.instantiate(plugin)
@@ -198,7 +198,7 @@ class FindSetsPropertyTest(base.BaseTestCase):
     @SETTINGS
     @hypothesis.given(hosts(), requests())
     def test_usable_gpus_obey_isolation(self, host, request):
-        idx = index.HostIndex(host)
+        idx = host_index.HostIndex(host)
         for gpu in (idx.gpus[a] for a in idx.usable_for(request.isolation)):
             self.assertTrue(gpu.free)
             if request.isolation == model.Isolation.STRICT:
@@ -222,6 +222,6 @@ class CoverablePropertyTest(base.BaseTestCase):
         need = sum(d.count for d in demands)
         brute = any(_models_fit(list(chosen), demands)
                     for chosen in itertools.combinations(
-                        [model.GPU('a%d' % i, m) for i, m in
+                        [model.GPUView('a%d' % i, m) for i, m in
                          enumerate(pool)], need))
         self.assertEqual(brute, matching.coverable(models, demands))

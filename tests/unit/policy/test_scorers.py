@@ -15,7 +15,7 @@ from oslotest import base
 import stevedore
 
 from gpu_passthrough_filter.policy import feasibility
-from gpu_passthrough_filter.policy import index
+from gpu_passthrough_filter.policy import host_index
 from gpu_passthrough_filter.policy import model
 from gpu_passthrough_filter.policy import scorers
 from tests.unit.policy import shapes
@@ -24,7 +24,7 @@ from tests.unit.policy.shapes import addr
 
 def score(scorer, host, req):
     """Score ``host`` the way the weigher does: best set, then scorer."""
-    idx = index.HostIndex(host)
+    idx = host_index.HostIndex(host)
     return scorer(idx, req, feasibility.best_set(idx, req).best)
 
 
@@ -239,7 +239,7 @@ class RegistryTest(base.BaseTestCase):
 
     def test_weighted_sum(self):
         """weighted_sum multiplies each scorer; missing names weigh 1."""
-        idx = index.HostIndex(shapes.dgx_8gpu())
+        idx = host_index.HostIndex(shapes.dgx_8gpu())
         req = shapes.request(2)
         chosen = feasibility.best_set(idx, req).best
         every = {name: scorers.instantiate(plugin)
@@ -265,7 +265,7 @@ class ColdStartPriorTest(base.BaseTestCase):
         self.req = shapes.request(1, vcpus=12, ram_mb=1024)
 
     def test_prior_mix_is_every_power_of_two_up_to_the_host(self):
-        idx = index.HostIndex(self.free)
+        idx = host_index.HostIndex(self.free)
         self.assertEqual(
             [(1, 12.0), (2, 24.0), (4, 48.0), (8, 96.0)],
             [(shape.gpus, shape.vcpus)

@@ -33,7 +33,7 @@ class HostFactsTest(fakes.TestCase):
     def test_tags_become_gpu_fields(self):
         facts = self.facts([FakeGPU('0000:81:00.0', numa_node=1,
                                     iommu_group=12, switch='0000:80:00.0')])
-        self.assertEqual((model.GPU(
+        self.assertEqual((model.GPUView(
             address='0000:81:00.0', model='10de:2330', numa_node=1,
             iommu_group='12', isolation=tags.ISOLATED,
             switch='0000:80:00.0', root='pci0000:80', free=True),),
