@@ -13,7 +13,6 @@
 
 import functools
 import io
-import json
 import os
 import signal
 import threading
@@ -149,29 +148,6 @@ class LoadingTest(base.BaseTestCase):
                               [path])
         self.assertRaises(exception.ConfigError, daemon.build_conf,
                           ['/nonexistent/agent.conf'])
-
-
-class JsonPublisherTest(base.BaseTestCase):
-
-    def test_file_round_trips_and_is_rewritten_only_on_change(self):
-        path = os.path.join(self.useFixture(fixtures.TempDir()).path,
-                            'inventory.json')
-        conf = agent_fixtures.agent_conf(
-            self, json_publisher={'output_file': path})
-        publisher = json_publisher.JsonPublisher(conf)
-        inventory = agent_fixtures.machine_inventory(self, M.dgx_a100_like)
-        self.assertTrue(publisher.publish(inventory).changed)
-        self.assertFalse(publisher.publish(inventory).changed)
-        with open(path) as stream:
-            self.assertEqual(inventory,
-                             model.HostInventory.from_json(stream.read()))
-
-    def test_stdout(self):
-        conf = agent_fixtures.agent_conf(self)
-        out = io.StringIO()
-        inventory = model.HostInventory(hostname='h')
-        json_publisher.JsonPublisher(conf, stdout=out).publish(inventory)
-        self.assertEqual('h', json.loads(out.getvalue())['hostname'])
 
 
 class DaemonTest(base.BaseTestCase):
