@@ -47,6 +47,11 @@ ISOLATION = 'gpupt_isolation'
 SWITCH = 'gpupt_switch'
 
 #: Identifier of the PCIe root port / root complex the GPU sits under.
+#: Decided (issue 16): kept in the contract, ranked by nothing today. It
+#: shows in nova's pools and the agent's file for operators, and a
+#: root-complex locality level (between one switch and one NUMA node) can
+#: use it later without a device_spec change, which would need a
+#: nova-compute restart on every host.
 ROOT = 'gpupt_root'
 
 #: Host NUMA node of the GPU as sysfs reports it (or as the agent derived it

@@ -13,6 +13,7 @@
 
 import fixtures
 from oslotest import base
+import testscenarios
 
 from gpu_passthrough_filter.policy import feasibility
 from gpu_passthrough_filter.policy import host_index
@@ -178,69 +179,60 @@ class BestSetTest(base.BaseTestCase):
         self.assertIsNone(fit.best)
 
 
-class RejectionTest(base.BaseTestCase):
-    """Hosts that cannot serve a request, and the reasons given."""
+#: Hosts that cannot serve a request: (name, host, request, what the
+#: reason must say). Each reason names the numbers behind the refusal.
+REJECTIONS = [
+    ('four_gpus_under_one_switch_on_dgx', shapes.dgx_8gpu,
+     lambda: shapes.request(4, locality=SWITCH),
+     ['needs 4 GPUs of 10de:2330 under one switch; largest usable switch '
+      'block is 2 (8 free GPUs, 0 in shared groups)']),
+    ('unknown_isolation_under_strict', shapes.unknown_4gpu,
+     lambda: shapes.request(1),
+     ['0 usable under strict isolation', '4 of unknown isolation']),
+    ('half_a_group_under_strict', shapes.one_shared_pair,
+     lambda: shapes.request(1),
+     ['no exact combination of whole IOMMU groups']),
+    ('busy_group_mate_under_any',
+     lambda: shapes.occupy(shapes.one_shared_pair(), 0),
+     lambda: shapes.request(1, isolation=ANY),
+     ['1 with a busy IOMMU group mate']),
+    ('numa_required_across_sockets',
+     lambda: shapes.occupy(shapes.dual_socket_4gpu(), 0, 2),
+     lambda: shapes.request(2, numa=REQUIRED),
+     ['on one NUMA node; largest usable NUMA node block is 1']),
+    ('unknown_numa_under_required',
+     lambda: model.HostView('h', (shapes.gpu(0, None, 'sw0'),)),
+     lambda: shapes.request(1, numa=REQUIRED), ['NUMA node']),
+    ('no_switch_is_never_the_same_switch', shapes.root_port_8gpu,
+     lambda: shapes.request(2, locality=SWITCH), ['under one switch']),
+    ('wrong_model', shapes.dgx_8gpu,
+     lambda: shapes.request(1, models=[shapes.A100]),
+     ['needs 1 GPU of 10de:20b5; 0 usable']),
+]
 
-    def reject(self, host, req):
-        fit = feasibility.find_sets(host, req)
+
+class RejectionTest(testscenarios.WithScenarios, base.BaseTestCase):
+    """Every row of :data:`REJECTIONS`: no set, and the reason says why."""
+
+    scenarios = [(name, dict(host=host, req=req, says=says))
+                 for name, host, req, says in REJECTIONS]
+
+    def test_rejected_with_its_reason(self):
+        fit = feasibility.find_sets(self.host(), self.req())
         self.assertFalse(fit.ok)
         self.assertFalse(fit)
         self.assertEqual((), fit.sets)
-        return fit.reason
+        for words in self.says:
+            self.assertIn(words, fit.reason)
 
-    def test_four_gpus_under_one_switch_on_dgx(self):
-        """dgx, 4 GPUs locality=switch: no switch holds 4; reason says 2."""
-        reason = self.reject(shapes.dgx_8gpu(),
-                             shapes.request(4, locality=SWITCH))
-        self.assertEqual(
-            'needs 4 GPUs of 10de:2330 under one switch; largest usable '
-            'switch block is 2 (8 free GPUs, 0 in shared groups)', reason)
 
-    def test_unknown_isolation_is_refused_under_strict(self):
-        """unknown4, strict: no usable GPU; 4 of unknown isolation."""
-        reason = self.reject(shapes.unknown_4gpu(), shapes.request(1))
-        self.assertIn('0 usable under strict isolation', reason)
-        self.assertIn('4 of unknown isolation', reason)
+class AcceptedUnderAnyTest(base.BaseTestCase):
 
     def test_unknown_isolation_is_fine_under_any(self):
         """unknown4, isolation any: 2 GPUs fit."""
         fit = feasibility.best_set(shapes.unknown_4gpu(),
                                    shapes.request(2, isolation=ANY))
         self.assertTrue(fit.ok, fit.reason)
-
-    def test_one_gpu_cannot_take_half_a_group_under_strict(self):
-        """pair host, 1 GPU strict: the shared group holds 2, so no."""
-        reason = self.reject(shapes.one_shared_pair(), shapes.request(1))
-        self.assertIn('no exact combination of whole IOMMU groups', reason)
-
-    def test_busy_group_mate_blocks_the_gpu_under_any(self):
-        """pair host with slot 0 busy, isolation any: slot 1 is blocked."""
-        host = shapes.occupy(shapes.one_shared_pair(), 0)
-        reason = self.reject(host, shapes.request(1, isolation=ANY))
-        self.assertIn('1 with a busy IOMMU group mate', reason)
-
-    def test_numa_required_across_sockets(self):
-        """dual-socket with slots 0 and 2 busy, 2 GPUs numa required."""
-        host = shapes.occupy(shapes.dual_socket_4gpu(), 0, 2)
-        reason = self.reject(host, shapes.request(2, numa=REQUIRED))
-        self.assertIn('on one NUMA node; largest usable NUMA node block is '
-                      '1', reason)
-
-    def test_unknown_numa_cannot_satisfy_required(self):
-        """unknown NUMA node, 1 GPU, numa required: rejected."""
-        host = model.HostView('h', (shapes.gpu(0, None, 'sw0'),))
-        self.reject(host, shapes.request(1, numa=REQUIRED))
-
-    def test_switch_none_is_never_the_same_switch(self):
-        """root-port host, 2 GPUs locality=switch: rejected."""
-        self.reject(shapes.root_port_8gpu(),
-                    shapes.request(2, locality=SWITCH))
-
-    def test_wrong_model(self):
-        """dgx (H100 only), 1 A100: rejected, 0 usable."""
-        reason = self.reject(shapes.dgx_8gpu(),
-                             shapes.request(1, models=[shapes.A100]))
-        self.assertIn('needs 1 GPU of 10de:20b5; 0 usable', reason)
 
 
 class UsableGPUsTest(base.BaseTestCase):
