@@ -15,7 +15,6 @@ import functools
 import io
 import os
 import signal
-import threading
 
 import fixtures
 from oslotest import base
@@ -169,17 +168,6 @@ class DaemonTest(base.BaseTestCase):
             discover_fn=lambda conf: self.inventory,
             publishers_fn=lambda conf: manager_of(json=scripted))
 
-    def kill_later(self, *signums, delay=0.3):
-        # NOTE: only for the one test of real signal delivery; the others
-        # script the daemon's waits (scripted_waits).
-        def send():
-            for signum in signums:
-                os.kill(os.getpid(), signum)
-                threading.Event().wait(delay)
-        timer = threading.Timer(delay, send)
-        timer.start()
-        self.addCleanup(timer.cancel)
-
     def scripted_waits(self, agent, *actions):
         """Replace the daemon's wait: record each delay, run one action.
 
@@ -206,10 +194,18 @@ class DaemonTest(base.BaseTestCase):
         self.assertTrue(all(0 < d <= 0.02 for d in delays[:2]), delays)
         self.assertEqual(300, delays[2])
 
-    def test_sigterm_stops_during_the_interval(self):
-        agent = self.make(ScriptedPublisher(None))
+    def test_sigterm_stops_after_the_cycle_without_the_interval(self):
+        """A real SIGTERM, sent from inside the cycle (no timer).
+
+        The handler sets the daemon's event, so the 300 s wait after the
+        cycle returns at once (the test would otherwise time out).
+        """
+        class Killing(ScriptedPublisher):
+            def publish(self, inventory):
+                os.kill(os.getpid(), signal.SIGTERM)
+                return super().publish(inventory)
+        agent = self.make(Killing(None))
         agent.install_signal_handlers()
-        self.kill_later(signal.SIGTERM)
         self.assertEqual(0, agent.run())
         self.assertEqual(1, agent.cycles)
 
