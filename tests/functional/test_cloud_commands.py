@@ -79,6 +79,9 @@ class CloudCommandsTest(test_placement_scale.RecommendedPlacementTestBase):
         # Full now, and the commands agree.
         self.assertEqual(0, self.command('capacity', '--flavor',
                                          'gpu2')['total'])
+        table = self.command('capacity', '--flavor', 'gpu2', output='table')
+        self.assertIn('Capacity for flavor gpu2: 0 more', table)
+        self.assertIn('What stops the next one', table)
 
     def test_explain_says_why_with_numbers(self):
         self.create_gpu_flavor('h100:4', vcpu=6, memory_mb=2048, name='gpu4',
@@ -96,6 +99,10 @@ class CloudCommandsTest(test_placement_scale.RecommendedPlacementTestBase):
         ram = dict(rows['ram-poor']['checks'])['MEMORY_MB']
         self.assertRegex(ram, r'^ok: \d+ free, needs 2048$')
         self.assertIn('switch', dict(rows['ram-poor']['checks'])['GPU set'])
+        table = self.command('explain', '--flavor', 'gpu4', '--host', 'hgx',
+                             output='table')
+        self.assertIn('Flavor gpu4, host by host', table)
+        self.assertNotIn('ram-poor', table)
         # The scheduler agrees: no host for it.
         self.boot_server_expecting_no_valid_host(self._get_flavor_id('gpu4'))
 
