@@ -11,9 +11,11 @@
 # under the License.
 """The service options this project recommends, as data.
 
-One source for ``gpu-passthrough-agent placement-conf enable``, the
-devstack plugin, the functional tests and the admin guide
-(doc/source/admin/placement-at-scale.rst, where each value is measured).
+One source for ``gpu-passthrough-agent placement-conf enable`` and
+``nova-conf enable --packing-weights``, the devstack plugin, the simulator,
+the functional tests and the admin guide
+(doc/source/admin/placement-at-scale.rst and benchmarks.rst, where each
+value is measured).
 
 Pure module: no nova, oslo or openstacksdk import.
 """
@@ -42,12 +44,37 @@ PLACEMENT_OPTIONS = (
 #: nova.conf of the nova-scheduler hosts: nova's two PCI filters by the
 #: names of their fast forms (the same verdicts,
 #: :mod:`gpu_passthrough_filter.scheduler.nova_filters`), by nova's name.
+#: nova-scheduler's weigher options for a GPU cloud. nova's defaults
+#: spread; measured in doc/source/admin/benchmarks.rst (issue 13).
+SCHEDULER_WEIGHT_OPTIONS = (
+    Option('filter_scheduler', 'ram_weight_multiplier', -1.0,
+           'stack by RAM instead of spreading ("negative values will tend '
+           'to fill up (stack) hosts as much as possible", nova\'s help): '
+           'the spreading default sends every small guest to the host with '
+           'the most free RAM, the large host that the next 8-GPU guest '
+           'needs whole'),
+    Option('filter_scheduler', 'cpu_weight_multiplier', 0.0,
+           'neutral: GPUPassthroughWeigher already weighs the vCPUs beside '
+           'the free GPUs; stacking by vCPUs as well cost GPUs on the '
+           'multi-GPU traces'),
+    Option('filter_scheduler', 'io_ops_weight_multiplier', 0.0,
+           'neutral: its default (-1) "will tend to distribute the '
+           'workload across more hosts" (nova\'s help), the opposite of '
+           'keeping blocks whole'),
+)
+
 FAST_NOVA_FILTERS = {'PciPassthroughFilter': 'FastPciPassthroughFilter',
                      'NUMATopologyFilter': 'FastNUMATopologyFilter'}
 
 #: nova.conf of the nova-scheduler hosts: ``[scheduler]
 #: max_placement_results`` must not cut Placement's capped answer.
 NOVA_MAX_PLACEMENT_RESULTS = 1000
+
+
+def scheduler_weight_overrides():
+    """``{(group, name): value}`` of :data:`SCHEDULER_WEIGHT_OPTIONS`."""
+    return {(option.group, option.name): option.value
+            for option in SCHEDULER_WEIGHT_OPTIONS}
 
 
 def placement_overrides():

@@ -26,6 +26,7 @@ import sys
 
 from gpu_passthrough_filter.cmd import config_edit
 from gpu_passthrough_filter.cmd import novaconf
+from gpu_passthrough_filter import recommended
 
 DEFAULT_CONFIG_FILE = '/etc/nova/nova.conf'
 
@@ -61,11 +62,20 @@ def add_parser(subparsers):
         "FastNUMATopologyFilter: the same verdicts, each computed once per "
         "host state and request shape (recommended; disable names them "
         "back).")
+    enable.add_argument(
+        '--packing-weights', action='store_true',
+        help="Also set nova's RAM, CPU and I/O weighers as the project "
+        "recommends for a GPU cloud: [filter_scheduler] "
+        "ram_weight_multiplier = -1 (stack), cpu_weight_multiplier = 0 and "
+        "io_ops_weight_multiplier = 0 (nova's defaults spread guests over "
+        "the large hosts that multi-GPU guests need whole; disable leaves "
+        "them).")
     enable.set_defaults(func=run, enable=True)
     disable = actions.add_parser(
         'disable', help='Remove the filter and the weigher from nova.conf.')
     disable.set_defaults(func=run, enable=False, weigher=False,
-                         add_nova_gpu_filters=False, fast_nova_filters=False)
+                         add_nova_gpu_filters=False, fast_nova_filters=False,
+                         packing_weights=False)
     alias = actions.add_parser(
         'alias', help="Print the [pci] alias entries the agent writes for "
         "GPU models, one JSON per line, for nova-api and nova-scheduler.",
@@ -122,6 +132,12 @@ def run(args, out=None, err=None):
             enable_weigher=args.weigher,
             nova_gpu_filters=args.add_nova_gpu_filters,
             fast_nova_filters=args.fast_nova_filters)
+        if args.packing_weights:
+            weights = novaconf.configure_values(result.text, [
+                (option.group, option.name, option.value)
+                for option in recommended.SCHEDULER_WEIGHT_OPTIONS])
+            result = novaconf.EditResult(weights.text,
+                                         result.changes + weights.changes)
         if args.enable:
             for warning in novaconf.missing_gpu_filters(result.text,
                                                         defaults):

@@ -66,8 +66,11 @@ PROJECT_FILTERS = [
     ['GPUPassthroughFilter'] +
     NOVA_PCI_FILTERS[NOVA_PCI_FILTERS.index('PciPassthroughFilter'):]]
 #: The project's recommended options (doc/source/admin/benchmarks.rst).
-PROJECT_OPTIONS = {'gpu_passthrough.weight_multiplier': 10.0,
-                   'gpu_passthrough.max_candidates_per_host': 1}
+PROJECT_OPTIONS = dict(
+    {'gpu_passthrough.weight_multiplier': 10.0,
+     'gpu_passthrough.max_candidates_per_host': 1},
+    **{'%s.%s' % key: value for key, value in
+       recommended.scheduler_weight_overrides().items()})
 
 
 #: Plain nova tuned to pack, the stronger anchor (legacy PCI), each option

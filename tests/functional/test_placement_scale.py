@@ -16,7 +16,9 @@ and Placement 16 with the project's recommended Placement options
 (:data:`gpu_passthrough_filter.recommended.PLACEMENT_OPTIONS`); the
 scheduler runs the recommended pipeline: GPUPassthroughFilter before the
 fast forms of nova's PCI filters (FastPciPassthroughFilter,
-FastNUMATopologyFilter), ``max_candidates_per_host = 1``. With Placement's
+FastNUMATopologyFilter), ``max_candidates_per_host = 1`` and nova's
+weighers set to pack (:data:`gpu_passthrough_filter.recommended.
+SCHEDULER_WEIGHT_OPTIONS`). With Placement's
 defaults the 8-GPU query of the first test does not finish in minutes
 (doc/source/admin/placement-at-scale.rst).
 """
@@ -67,6 +69,8 @@ class RecommendedPlacementTestBase(base.GPUServersTestBase):
     def setUp(self):
         super().setUp()
         self.flags(max_candidates_per_host=1, group='gpu_passthrough')
+        for option in recommended.SCHEDULER_WEIGHT_OPTIONS:
+            self.flags(group=option.group, **{option.name: option.value})
 
     def gpus_by_switch(self, hostname):
         switches = {}

@@ -16,6 +16,7 @@ import io
 import os
 
 import fixtures
+import nova.conf
 from oslo_config import cfg
 from oslotest import base
 from placement import conf as placement_conf
@@ -154,6 +155,38 @@ class ConfigCommandTest(base.BaseTestCase):
             self.assertIn('enabled_filters = ComputeFilter,'
                           'PciPassthroughFilter,NUMATopologyFilter\n',
                           f.read())
+
+    def test_nova_conf_enable_packing_weights(self):
+        """--packing-weights: nova reads the recommended weigher values.
+
+        An operator's value is replaced (and said so), a rerun changes
+        nothing, disable leaves them.
+        """
+        path = self.write('nova.conf', '[filter_scheduler]\n'
+                          'ram_weight_multiplier = 2.0\n')
+        rc, out, err = self.run_agent('nova-conf', 'enable',
+                                      '--packing-weights',
+                                      '--add-nova-gpu-filters',
+                                      '--config-file', path)
+        self.assertEqual((0, ''), (rc, err))
+        self.assertIn('ram_weight_multiplier: was 2.0, now -1.0', out)
+        conf = cfg.ConfigOpts()
+        nova.conf.scheduler.register_opts(conf)
+        conf([], default_config_files=[path])
+        self.assertEqual(
+            {(option.group, option.name): option.value
+             for option in recommended.SCHEDULER_WEIGHT_OPTIONS},
+            {(option.group, option.name): getattr(
+                conf[option.group], option.name)
+             for option in recommended.SCHEDULER_WEIGHT_OPTIONS})
+        rc, out, _ = self.run_agent('nova-conf', 'enable',
+                                    '--packing-weights',
+                                    '--add-nova-gpu-filters',
+                                    '--config-file', path)
+        self.assertIn('unchanged', out)
+        self.run_agent('nova-conf', 'disable', '--config-file', path)
+        with open(path) as f:
+            self.assertIn('ram_weight_multiplier = -1.0', f.read())
 
     def test_nova_conf_enable_moves_ours_before_nova_pci_filter(self):
         path = self.write('nova.conf', '[filter_scheduler]\n'

@@ -171,7 +171,7 @@ class PluginPhasesTest(base.BaseTestCase):
         calls = self.source('stack', 'post-config', services=CONTROLLER)
         self.assertEqual(
             [('nova-conf', 'enable', '--weigher', '--add-nova-gpu-filters',
-              '--fast-nova-filters',
+              '--fast-nova-filters', '--packing-weights',
               '--config-file', '/etc/nova/nova.conf'),
              ('nova-conf', 'alias', '10de:26b9')],
             self.agent_calls(calls))
@@ -212,7 +212,7 @@ class PluginPhasesTest(base.BaseTestCase):
                             GPU_PASSTHROUGH_ENABLE_WEIGHER='False')
         self.assertEqual(
             [('nova-conf', 'enable', '--no-weigher', '--add-nova-gpu-filters',
-              '--fast-nova-filters',
+              '--fast-nova-filters', '--packing-weights',
               '--config-file', '/etc/nova/nova.conf')],
             self.agent_calls(calls)[:1])
 

@@ -39,6 +39,8 @@ import textwrap
 import fixtures
 from oslotest import base
 
+from gpu_passthrough_filter import recommended
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__),
                                     '..', '..', '..'))
 DEVSTACK = os.path.join(REPO, 'tests', 'data', 'devstack')
@@ -102,6 +104,9 @@ READ_NOVA = textwrap.dedent(r'''
         'alias': [json.loads(a) for a in conf.pci.alias],
         'device_spec': [json.loads(d) for d in conf.pci.device_spec],
         'weight_classes': list(conf.filter_scheduler.weight_classes),
+        'weights': {name: getattr(conf.filter_scheduler, name) for name in (
+            'ram_weight_multiplier', 'cpu_weight_multiplier',
+            'io_ops_weight_multiplier')},
     }))
     ''')
 
@@ -171,6 +176,9 @@ class RealDevstackTest(base.BaseTestCase):
                          filters[filters.index('GPUPassthroughFilter'):][:3])
         self.assertIn('gpu_passthrough_filter.scheduler.all_weighers',
                       scheduler['weight_classes'])
+        self.assertEqual({option.name: option.value for option in
+                          recommended.SCHEDULER_WEIGHT_OPTIONS},
+                         scheduler['weights'])
         self.assertTrue(scheduler['pci_in_placement'])
 
         # nova-compute: report_in_placement survived start_nova_compute's
