@@ -58,6 +58,13 @@ class GPUPassthroughFilter(filters.BaseHostFilter):
     #: the process's log (one per nova-scheduler worker).
     requests = request_log.REQUESTS
 
+    def use_log(self, log):
+        """Record into ``log`` instead (a simulated scheduler worker).
+
+        :param log: a :class:`~.request_log.RequestLog`.
+        """
+        self.requests = log
+
     def filter_all(self, filter_obj_list, spec_obj):
         """Filter the hosts, then record the request for the weigher.
 

@@ -85,8 +85,15 @@ class GPUPassthroughWeigher(weights.BaseHostWeigher):
                           if callable(getattr(scorer, 'observe', None))]
         #: Where GPUPassthroughFilter records the requests: the process's
         #: log (one per nova-scheduler worker).
-        self.requests = request_log.REQUESTS
-        self._cursor = self.requests.cursor()
+        self.use_log(request_log.REQUESTS)
+
+    def use_log(self, log):
+        """Learn from ``log`` from now on (a simulated scheduler worker).
+
+        :param log: a :class:`~.request_log.RequestLog`.
+        """
+        self.requests = log
+        self._cursor = log.cursor()
 
     def weigh_objects(self, weighed_obj_list, weight_properties):
         """Show the requests to the learning scorers, then weigh each host.

@@ -347,10 +347,8 @@ class _Worker(object):
         self.weighers = load_weighers(policy)
         own_log = request_log.RequestLog()
         for plugin in self.filters[1] + self.weighers[1]:
-            if hasattr(plugin, 'requests'):
-                plugin.requests = own_log
-                if hasattr(plugin, '_cursor'):
-                    plugin._cursor = own_log.cursor()
+            if callable(getattr(plugin, 'use_log', None)):
+                plugin.use_log(own_log)
         for plugin in self.filters[1]:
             _time_calls(plugin, _filter_method(plugin), parts)
         for plugin in self.weighers[1]:
