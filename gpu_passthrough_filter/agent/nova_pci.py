@@ -194,14 +194,36 @@ class NovaPciPublisher(base.Publisher):
                       include_shared_groups=group.include_shared_groups,
                       report_in_placement=group.report_in_placement,
                       alias_names=parse_alias_names(group.alias_names))
+        before = _read_or_none(group.output_file)
         if not write_if_changed(group.output_file, text):
             return base.PublishResult(
                 changed=False, summary='%s unchanged' % group.output_file)
         offered = text.count('\ndevice_spec = ')
+        if before is not None and _settings(before) == _settings(text):
+            # NOTE: only the comments changed (a GPU held or released in
+            # Placement, a reason reworded): nova reads nothing new.
+            return base.PublishResult(
+                changed=True, summary='%s: comments updated, %d GPU(s), '
+                'nothing for nova-compute to read' % (group.output_file,
+                                                      offered))
         return base.PublishResult(
             changed=True, restart_needed=True,
             summary='%s rewritten with %d GPU(s); restart nova-compute to '
                     'apply it' % (group.output_file, offered))
+
+
+def _read_or_none(path):
+    try:
+        with open(path, encoding='utf-8') as stream:
+            return stream.read()
+    except OSError:
+        return None
+
+
+def _settings(text):
+    """The lines of a nova config file that nova reads (no comments)."""
+    return [line for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith('#')]
 
 
 def _verdict(choice):

@@ -16,6 +16,8 @@ uses its own resource provider. The agent runs as ``python -m
 gpu_passthrough_filter.cmd.agent`` exactly as an operator runs it.
 """
 
+import functools
+import json
 import os
 import shutil
 import signal
@@ -169,6 +171,53 @@ class AgentAgainstPlacementTest(base.BaseTestCase):
         self.assertEqual(1, refused.returncode)
         self.assertIn('refused the agent\'s credentials (HTTP 403',
                       refused.stderr + refused.stdout)
+
+    def test_cordon_commands_hold_and_release_a_gpu(self):
+        """``cordon`` and ``uncordon`` as processes, PCI in Placement.
+
+        The GPU's provider (named as nova-compute names it) gets
+        ``reserved = total`` at once and 0 again; the cordon is listed
+        from its file by a third process.
+        """
+        root = self.placement.create_provider('cordon-host')
+        self.write_tree(machines.pcie_8gpu_rtx4090)
+        config = self.config('cordon-host', state_dir=os.path.join(
+            self.directory, 'state'))
+        with open(config, 'a') as stream:
+            stream.write('[nova_pci]\nreport_in_placement = True\n')
+        gpu = '0000:11:00.0'
+        rc_name = 'CUSTOM_GPU_10DE_2684'
+        self.placement.call('PUT', '/resource_classes/%s' % rc_name)
+        child = self.placement.call('POST', '/resource_providers', {
+            'name': 'cordon-host_%s' % gpu.upper(),
+            'parent_provider_uuid': root}).json()
+        self.placement.call(
+            'PUT', '/resource_providers/%s/inventories' % child['uuid'], {
+                'resource_provider_generation': child['generation'],
+                'inventories': {rc_name: {'total': 1}}}).raise_for_status()
+
+        def reserved():
+            body = self.placement.call(
+                'GET', '/resource_providers/%s/inventories'
+                % child['uuid']).json()
+            return body['inventories'][rc_name]['reserved']
+
+        run = functools.partial(subprocess.run, capture_output=True,
+                                text=True, timeout=120)
+        held = run(AGENT + ['cordon', gpu, '--reason', 'fan', '--ttl', '1d',
+                            '--config-file', config])
+        # 3: the nova file was written for the first time.
+        self.assertEqual(3, held.returncode, held.stderr)
+        self.assertEqual(1, reserved())
+        listed = run(AGENT + ['cordons', '--format', 'json',
+                              '--config-file', config])
+        self.assertEqual(0, listed.returncode, listed.stderr)
+        self.assertEqual([gpu], [row['target'] for row in
+                                 json.loads(listed.stdout)])
+        released = run(AGENT + ['uncordon', gpu, '--config-file', config])
+        # 0: with PCI in Placement the nova file did not change.
+        self.assertEqual(0, released.returncode, released.stderr)
+        self.assertEqual(0, reserved())
 
     def _add_traits(self, uuid, names, added):
         for name in names:

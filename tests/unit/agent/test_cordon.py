@@ -229,6 +229,24 @@ class CordonCommandTest(base.BaseTestCase):
         self.assertIn('"address": "%s"' % gpu, self.nova_file())
         self.assertIn('No cordon in force', self.agent('cordons')[1])
 
+    def test_in_placement_mode_a_cordon_needs_no_restart(self):
+        """Only the file's comments change: exit 0, not 3."""
+        conf = agent_fixtures.agent_conf(
+            self, publishers=('nova_pci',),
+            sysfs_root=self.conf.agent.sysfs_root,
+            nova_pci={'report_in_placement': True})
+        self.config_file = conf.config_file[0]
+        self.conf = conf
+        gpu = daemon.discover(conf).gpus[0].address
+        first = self.agent('uncordon', gpu)
+        self.assertEqual(3, first[0], first)  # the file is new
+        held = self.agent('cordon', gpu, '--reason', 'fan')
+        self.assertEqual(0, held[0], held)
+        self.assertIn('offered, held in Placement (cordoned: fan)',
+                      self.nova_file())
+        self.assertIn('"address": "%s"' % gpu, self.nova_file())
+        self.assertEqual(0, self.agent('uncordon', gpu)[0])
+
     def test_no_publish_only_records(self):
         status, _, _ = self.agent('cordon', '--host', '--reason', 'rack',
                                   '--no-publish')
