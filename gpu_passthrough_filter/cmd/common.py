@@ -22,7 +22,8 @@ from gpu_passthrough_filter.agent import daemon
 
 EXIT_OK = 0
 EXIT_FAILED = 1
-#: Published, and the nova config file changed: restart nova-compute.
+#: Published, and the settings of the nova config file changed: restart
+#: nova-compute (a change to its comments alone does not count).
 EXIT_RESTART_NOVA = 3
 
 

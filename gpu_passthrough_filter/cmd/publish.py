@@ -15,8 +15,8 @@ Exit status:
 
 * ``0``: every publisher succeeded and nova-compute needs nothing;
 * ``3`` (:data:`.common.EXIT_RESTART_NOVA`): every publisher succeeded and the
-  nova config file changed: restart nova-compute to apply it (a warning
-  line says so too);
+  settings of the nova config file changed: restart nova-compute to apply
+  them (a warning line says so too; new comments alone do not count);
 * ``1``: something failed (invalid configuration, sysfs unreadable,
   credentials refused, no resource provider for this host, Placement
   unreachable...), with an error line naming the cause. What could be
