@@ -20,8 +20,11 @@ allocation; held when it is reserved (cordoned or unhealthy: the agent's
 :mod:`~gpu_passthrough_filter.agent.holds`).
 
 Cost: one GET for the provider list, then two per compute node
-(inventories, usages) and three per GPU (plus traits).
+(inventories, usages) and three per GPU (traits, inventories, usages),
+sent by :data:`WORKERS` threads at a time.
 """
+
+import concurrent.futures
 
 from gpu_passthrough_filter.agent import client as client_mod
 from gpu_passthrough_filter.agent import holds
@@ -30,11 +33,15 @@ from gpu_passthrough_filter.policy import model
 from gpu_passthrough_filter import tags
 from gpu_passthrough_filter import traits
 
+#: Hosts read at the same time (each in its own thread, on the one
+#: keystoneauth session: requests' connection pool is thread-safe).
+WORKERS = 8
+
 #: The resource classes of a compute node that a flavor asks for.
 HOST_CLASSES = ('VCPU', 'PCPU', 'MEMORY_MB', 'DISK_GB')
 
 
-def read_hosts(client, only=None):
+def read_hosts(client, only=None, workers=WORKERS):
     """Every compute host, sorted by name.
 
     :returns: :class:`~gpu_passthrough_filter.policy.capacity.CloudHost`
@@ -43,6 +50,7 @@ def read_hosts(client, only=None):
     :param client: a :class:`~gpu_passthrough_filter.agent.client.
         PlacementClient`.
     :param only: a host name: read that one only.
+    :param workers: hosts read at the same time.
     """
     providers, = client_mod.json_fields(
         client.request('GET', '/resource_providers'), 'resource_providers')
@@ -54,8 +62,11 @@ def read_hosts(client, only=None):
         if provider['uuid'] != provider.get('root_provider_uuid'):
             children.setdefault(provider['root_provider_uuid'], []).append(
                 provider)
-    return [_host(client, root, children.get(root['uuid'], []))
-            for root in roots if only in (None, root['name'])]
+    wanted = [root for root in roots if only in (None, root['name'])]
+    with concurrent.futures.ThreadPoolExecutor(max(workers, 1)) as pool:
+        return list(pool.map(
+            lambda root: _host(client, root, children.get(root['uuid'], [])),
+            wanted))
 
 
 def _host(client, root, children):
