@@ -177,25 +177,33 @@ def _child_cpu_seconds(command, repeat=9):
     return statistics.median(samples)
 
 
-def bench_whole_process():
+#: The interpreter that runs ``discover`` in step 3: this one by default
+#: (tox's editable install), or one of a plain install, e.g.
+#: ``GPUPT_BENCH_PYTHON=/tmp/plain/bin/python`` after ``python3 -m venv
+#: /tmp/plain && /tmp/plain/bin/pip install --no-deps .``
+PYTHON = os.environ.get('GPUPT_BENCH_PYTHON', sys.executable)
+
+
+def bench_whole_process(python=PYTHON, repeat=9):
     """Step 3: the discover command against lspci, as processes."""
     tree = os.path.join(os.path.dirname(TREE_WRITER), os.pardir, os.pardir,
                         'data', 'sysfs', '32intel64-2p8co2t+8ve')
     tree = os.path.normpath(tree)
     lspci = shutil.which('lspci')
-    agent = [sys.executable, '-m', 'gpu_passthrough_filter.cmd.agent',
+    agent = [python, '-m', 'gpu_passthrough_filter.cmd.agent',
              'discover', '--sysfs-root', tree, '--format', 'json',
              '--extra-gpu-id', '1bcf:001c']
-    floor = _child_cpu_seconds([sys.executable, '-c', 'pass'])
-    ours = _child_cpu_seconds(agent)
-    print('step 3, whole processes on %s:' % os.path.basename(tree))
+    floor = _child_cpu_seconds([python, '-c', 'pass'], repeat)
+    ours = _child_cpu_seconds(agent, repeat)
+    print('step 3, whole processes on %s (%s):'
+          % (os.path.basename(tree), python))
     print('  python -c pass          %.3f s CPU' % floor)
     print('  discover --format json  %.3f s CPU' % ours)
     if lspci is None:
         print('  lspci not installed: no ratio')
         return
     theirs = _child_cpu_seconds([lspci, '-vvv', '-A', 'linux-sysfs', '-O',
-                                 'sysfs.path=%s/sys/bus/pci' % tree])
+                                 'sysfs.path=%s/sys/bus/pci' % tree], repeat)
     print('  lspci -vvv              %.3f s CPU' % theirs)
     print('  ratio discover / lspci  %.1f' % (ours / max(theirs, 1e-4)))
 
