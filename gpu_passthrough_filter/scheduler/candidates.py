@@ -24,12 +24,17 @@ rarely its best set (doc/source/admin/placement-at-scale.rst).
 from one candidate Placement did return for the host: the same request
 groups and root allocation, each GPU group moved to a GPU provider of the
 same kind (same resource class and traits, ``HostFacts.rp_kinds``, so
-Placement's answer for that kind holds for it). Placement checks capacity
-again when nova claims it (``PUT /allocations``); a GPU taken meanwhile
-fails that claim and nova tries the next host, as for any claim race.
+Placement's answer for that kind holds for it). It is built only when
+Placement's list may have been cut (:func:`names_every_set`): a complete
+list already holds every set that can be claimed, and a GPU missing from
+all of it has no room (in use, or held by the agent with ``reserved``).
+Placement checks capacity again when nova claims it (``PUT
+/allocations``); a GPU taken meanwhile fails that claim and nova tries the
+next host, as for any claim race.
 """
 
 import copy
+import math
 
 from gpu_passthrough_filter.policy import feasibility
 
@@ -139,6 +144,34 @@ class CandidateJudge(object):
 
     def quality(self, candidate):
         return self._evaluate(candidate).quality
+
+
+def names_every_set(candidates, request_ids):
+    """Whether ``candidates`` hold every GPU set of the providers they use.
+
+    Placement enumerates every free set of a host unless the list was cut
+    (``max_allocation_candidates``): when the candidates of one GPU
+    request name all ``C(n, k)`` sets of the ``n`` providers they use, no
+    other provider of the host had room for this request (it is in use,
+    or reserved: held by the agent). A cut list names fewer; one
+    candidate, or several requests, can say nothing.
+
+    :param candidates: the host's allocation candidates.
+    :param request_ids: the GPU request ids.
+    """
+    if len(request_ids) != 1:
+        return False
+    sets, providers, size = set(), set(), None
+    for candidate in candidates:
+        groups = gpu_groups(candidate, request_ids)
+        if not groups:
+            return False
+        chosen = frozenset(groups.values())
+        sets.add(chosen)
+        providers |= chosen
+        size = len(groups)
+    return bool(size) and len(providers) > size and len(sets) == math.comb(
+        len(providers), size)
 
 
 def vouched_kinds(candidates, request_ids, kinds):

@@ -208,14 +208,21 @@ class GPUPassthroughFilter(filters.BaseHostFilter):
         """The candidate of the host's best set, if Placement left it out.
 
         :returns: a new candidate, or None when the best returned one is
-            as good or the best set cannot be built from a returned one.
+            as good, when Placement returned every set it could (no other
+            set has room), or when the best set cannot be built from a
+            returned one.
         """
+        candidates = host_state.allocation_candidates
+        if candidates_view.names_every_set(candidates, request_ids):
+            # NOTE: the best claimable set is among them; a better set of
+            # the host's pools needs a GPU Placement has no room on (held
+            # by the agent, or claimed since the pools were read).
+            return None
         best = feasibility.best_set(facts.index, request).best
         if best is None:
             return None
         if kept and judge.quality(kept[0]) >= best.quality:
             return None
-        candidates = host_state.allocation_candidates
         vouched = candidates_view.vouched_kinds(candidates, request_ids,
                                                 facts.rp_kinds)
         template = kept[0] if kept else candidates[0]

@@ -111,6 +111,43 @@ class BestSetCandidateTest(fakes.TestCase):
 
         self.assertEqual(56, len(state.allocation_candidates))
 
+    def test_a_gpu_placement_has_no_room_on_is_never_built(self):
+        """2a busy, its switch mate 18 held (reserved) in Placement.
+
+        Best fit would build 18 (the busy GPU's mate, as in the test
+        above), and the pools still show it free; but Placement named
+        every GPU it has room on, one candidate each, and 18 is not among
+        them: the list is complete, nothing is built.
+        """
+        held = '0000:18:00.0'
+        state, spec = self.hgx(
+            fakes.flavor('h100:1'), busy=['0000:2a:00.0'],
+            keep=lambda s, c: fakes.candidate_addresses(s, c) != [held])
+        self.assertEqual(6, len(state.allocation_candidates))
+
+        self.assertTrue(self.passes(state, spec))
+
+        claimed = [fakes.candidate_addresses(state, candidate)
+                   for candidate in state.allocation_candidates]
+        self.assertEqual(6, len(claimed))
+        self.assertNotIn([held], claimed)
+
+    def test_names_every_set(self):
+        state, spec = self.hgx(fakes.flavor('h100:2'))
+        ids = [request.request_id
+               for request in spec.pci_requests.requests]
+        every = state.allocation_candidates
+        self.assertTrue(candidates.names_every_set(every, ids))
+        # One candidate (a cut list at scale) says nothing.
+        self.assertFalse(candidates.names_every_set(every[:1], ids))
+        # Both orderings of one pair missing, its GPUs in other pairs: cut.
+        pair = set(fakes.candidate_addresses(state, every[0]))
+        cut = [c for c in every
+               if set(fakes.candidate_addresses(state, c)) != pair]
+        self.assertEqual(54, len(cut))
+        self.assertFalse(candidates.names_every_set(cut, ids))
+        self.assertFalse(candidates.names_every_set([], ids))
+
     def test_provider_of_another_kind_is_never_used(self):
         """2a is of unproven isolation, so another trait: not used.
 
