@@ -121,6 +121,8 @@ class CordonBook:
     def __init__(self, state_dir, clock=time.time):
         self.path = os.path.join(state_dir, FILE_NAME)
         self.clock = clock
+        #: What the last :meth:`load` could not read, one line per entry.
+        self.errors = []
 
     def load(self):
         """Every cordon of the file, active or not, by target.

@@ -70,7 +70,7 @@ def publish_holds(client, root_uuid, host, holds):
         address = provider_address(provider.get('name') or '', host)
         if address not in holds:
             continue
-        if _set_reserved(client, provider['uuid'], bool(holds[address])):
+        if set_reserved(client, provider['uuid'], bool(holds[address])):
             verb = 'held' if holds[address] else 'released'
             LOG.info('%(verb)s GPU %(address)s (resource provider '
                      '%(uuid)s)%(why)s', {
@@ -82,7 +82,7 @@ def publish_holds(client, root_uuid, host, holds):
     return changes
 
 
-def _set_reserved(client, uuid, hold):
+def set_reserved(client, uuid, hold):
     """Reserve all of (or none of) every inventory of provider ``uuid``.
 
     :returns: True when something was written.

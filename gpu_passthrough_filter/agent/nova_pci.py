@@ -156,20 +156,28 @@ def render(inventory, include_shared_groups=False, report_in_placement=False,
     return '\n'.join(lines) + '\n'
 
 
+def read_existing(path):
+    """The text of ``path``, None when there is no such file.
+
+    :raises exception.OutputError: the file exists but cannot be read.
+    """
+    try:
+        with open(path, encoding='utf-8') as stream:
+            return stream.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise exception.OutputError(path=path, reason=exc)
+
+
 def write_if_changed(path, text):
     """Atomically replace ``path`` with ``text`` unless it already is.
 
     :returns: True when the file was written.
-    :raises exception.OutputError: the file cannot be written.
+    :raises exception.OutputError: the file cannot be read or written.
     """
-    try:
-        with open(path, encoding='utf-8') as stream:
-            if stream.read() == text:
-                return False
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise exception.OutputError(path=path, reason=exc)
+    if read_existing(path) == text:
+        return False
     replace_atomically(path, text)
     return True
 
@@ -194,10 +202,11 @@ class NovaPciPublisher(base.Publisher):
                       include_shared_groups=group.include_shared_groups,
                       report_in_placement=group.report_in_placement,
                       alias_names=parse_alias_names(group.alias_names))
-        before = _read_or_none(group.output_file)
-        if not write_if_changed(group.output_file, text):
+        before = read_existing(group.output_file)
+        if before == text:
             return base.PublishResult(
                 changed=False, summary='%s unchanged' % group.output_file)
+        replace_atomically(group.output_file, text)
         offered = text.count('\ndevice_spec = ')
         if before is not None and _settings(before) == _settings(text):
             # NOTE: only the comments changed (a GPU held or released in
@@ -210,14 +219,6 @@ class NovaPciPublisher(base.Publisher):
             changed=True, restart_needed=True,
             summary='%s rewritten with %d GPU(s); restart nova-compute to '
                     'apply it' % (group.output_file, offered))
-
-
-def _read_or_none(path):
-    try:
-        with open(path, encoding='utf-8') as stream:
-            return stream.read()
-    except OSError:
-        return None
 
 
 def _settings(text):

@@ -125,16 +125,16 @@ def fleet_report(conn, sizes=capacity.BLOCK_SIZES, guest_flavor=None,
         'blocks': {str(size): count for size, count in
                    sorted(summary.blocks.items())},
         'smallest_gpu_guest': smallest,
-        'hosts': [_fleet_row(item, sizes)
+        'hosts': [_fleet_row(item, summary.host_blocks[item.name])
                   for item in hosts if item.view.gpus]}
 
 
-def _fleet_row(item, sizes):
+def _fleet_row(item, blocks):
     return {'host': item.name, 'gpus': len(item.view.gpus),
             'free_gpus': sum(1 for gpu in item.view.gpus if gpu.free),
             'held_gpus': item.held,
-            'blocks': {str(size): capacity.free_blocks(item.view, size)
-                       for size in sizes}}
+            'blocks': {str(size): count for size, count in
+                       sorted(blocks.items())}}
 
 
 def _hosts(conn, host=None):

@@ -227,6 +227,7 @@ class FleetSummary:
         aligned block of the largest size, in [0, 1] (0: all free GPUs
         make whole blocks; 1: none does).
     :param largest: that largest block size.
+    :param host_blocks: host name -> size -> its free aligned blocks.
     """
     free_gpus: int
     held_gpus: int
@@ -234,6 +235,8 @@ class FleetSummary:
     stranded_gpus: int
     fragmentation: float
     largest: int
+    host_blocks: typing.Mapping[str, typing.Mapping[int, int]] = (
+        dataclasses.field(default_factory=dict))
 
 
 def fleet_summary(hosts, smallest_guest, sizes=BLOCK_SIZES):
@@ -247,15 +250,19 @@ def fleet_summary(hosts, smallest_guest, sizes=BLOCK_SIZES):
     """
     free = held = stranded = 0
     blocks = dict.fromkeys(sizes, 0)
+    host_blocks = {}
     for host in hosts:
         host_free = sum(1 for gpu in host.view.gpus if gpu.free)
         free += host_free
         held += host.held
         if host_free and short_of(host.room, smallest_guest):
             stranded += host_free
-        for size in sizes:
-            blocks[size] += free_blocks(host.view, size)
+        mine = host_blocks[host.name] = {
+            size: free_blocks(host.view, size) for size in sizes}
+        for size, count in mine.items():
+            blocks[size] += count
     largest = max(sizes)
     in_blocks = blocks[largest] * largest
     fragmentation = 1.0 - in_blocks / free if free else 0.0
-    return FleetSummary(free, held, blocks, stranded, fragmentation, largest)
+    return FleetSummary(free, held, blocks, stranded, fragmentation, largest,
+                        host_blocks)

@@ -212,16 +212,16 @@ class GPUPassthroughFilter(filters.BaseHostFilter):
             set has room), or when the best set cannot be built from a
             returned one.
         """
+        best = feasibility.best_set(facts.index, request).best
+        if best is None:
+            return None
+        if kept and judge.quality(kept[0]) >= best.quality:
+            return None
         candidates = host_state.allocation_candidates
         if candidates_view.names_every_set(candidates, request_ids):
             # NOTE: the best claimable set is among them; a better set of
             # the host's pools needs a GPU Placement has no room on (held
             # by the agent, or claimed since the pools were read).
-            return None
-        best = feasibility.best_set(facts.index, request).best
-        if best is None:
-            return None
-        if kept and judge.quality(kept[0]) >= best.quality:
             return None
         vouched = candidates_view.vouched_kinds(candidates, request_ids,
                                                 facts.rp_kinds)

@@ -136,7 +136,7 @@ class CloudCommandsTest(test_placement_scale.RecommendedPlacementTestBase):
 
     def hold(self, uuid):
         client = client_mod.PlacementClient(self.conn)
-        self.assertTrue(holds._set_reserved(client, uuid, True))
+        self.assertTrue(holds.set_reserved(client, uuid, True))
 
     def _get_flavor_id(self, name):
         return self.conn.compute.find_flavor(name, ignore_missing=False).id
