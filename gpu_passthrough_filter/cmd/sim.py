@@ -63,6 +63,12 @@ def build_parser():
         % ', '.join(workload.OPENB_TRACES)))
     group.add_argument('--mix', default='1:0.6,2:0.2,4:0.1,8:0.1',
                        help='synthetic: GPUS:WEIGHT items')
+    group.add_argument('--plain-vm-factor', type=_non_negative,
+                       default=1.0, help=(
+                           "scale the trace's plain VMs (no GPU) to this "
+                           "many times their count, keeping their shapes: a "
+                           "CPU-heavy stress workload from a bundled trace, "
+                           "e.g. 2.5 (default: 1)"))
     group.add_argument('--target', type=_positive, default=1.3, help=(
         'arrived GPU demand as a share of fleet GPUs (default: 1.3)'))
     group.add_argument('--seeds', type=int, default=1,
@@ -144,10 +150,18 @@ def load_fleet(args, has_plain_vms):
 
 def load_requests(args):
     if args.trace == 'synthetic':
-        return workload.Trace(workload.synthetic(
+        trace = workload.Trace(workload.synthetic(
             workload.parse_mix(args.mix), 5000, seed=args.seed), 0,
             'synthetic %s' % args.mix)
-    return workload.load_openb_trace(args.trace)
+    else:
+        trace = workload.load_openb_trace(args.trace)
+    if args.plain_vm_factor != 1.0:
+        trace = workload.Trace(
+            workload.scale_plain(trace.requests, args.plain_vm_factor,
+                                 seed=args.seed),
+            trace.dropped_fractional,
+            '%s, plain VMs x%g' % (trace.source, args.plain_vm_factor))
+    return trace
 
 
 def _placement_config(name, max_candidates=None):
@@ -233,6 +247,13 @@ def _positive_int(text):
     if value <= 0:
         raise argparse.ArgumentTypeError('%r is not a positive integer'
                                          % text)
+    return value
+
+
+def _non_negative(text):
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError('%s is below 0' % text)
     return value
 
 

@@ -142,6 +142,38 @@ def load_openb_trace(name='default'):
     return Trace(requests, dropped, source=pathlib.Path(path).name)
 
 
+def scale_plain(requests, factor, seed=0):
+    """The trace with its plain VMs scaled to ``factor`` times their count.
+
+    A stress workload built from a bundled trace: the GPU requests stay as
+    they are; the plain VMs are repeated (clones named ``<pod>~<k>``) and,
+    for the fractional part, sampled with ``seed``, so their shapes stay
+    the trace's own. ``factor`` 2 doubles the plain VMs, 0.5 keeps half.
+
+    :param requests: the :class:`VMRequest` list of a trace.
+    :param factor: plain VMs wanted per plain VM of the trace (>= 0).
+    :param seed: seed of the sample.
+    :returns: a new list: the GPU requests, then the plain ones.
+    :raises TraceError: for a negative factor.
+    """
+    if not factor >= 0:
+        raise TraceError('plain VM factor %r is below 0' % (factor,))
+    gpu_requests = [request for request in requests if request.gpus]
+    plain = [request for request in requests if not request.gpus]
+    wanted = int(round(factor * len(plain)))
+    whole, rest = divmod(wanted, len(plain)) if plain else (0, 0)
+    scaled = []
+    for copy in range(whole):
+        scaled.extend(request if copy == 0 else dataclasses.replace(
+            request, name='%s~%d' % (request.name, copy))
+            for request in plain)
+    sample = random.Random(seed).sample(plain, rest)
+    scaled.extend(request if whole == 0 else dataclasses.replace(
+        request, name='%s~%d' % (request.name, whole))
+        for request in sample)
+    return gpu_requests + scaled
+
+
 def atc_protocol(requests, fleet_gpus, target=1.3, seed=0):
     """Arrivals as in the ATC'23 protocol: shuffle, clone up to a target.
 
