@@ -69,6 +69,12 @@ def build_parser():
                            "many times their count, keeping their shapes: a "
                            "CPU-heavy stress workload from a bundled trace, "
                            "e.g. 2.5 (default: 1)"))
+    group.add_argument('--arrival-order', default='shuffled',
+                       choices=('shuffled', 'smallest-first'), help=(
+                           "shuffled: the ATC'23 protocol; smallest-first: "
+                           'the same arrivals with the GPU requests in '
+                           'ascending GPU count, plain VMs in place (a cold '
+                           'start: 1-GPU guests first, 8-GPU ones last)'))
     group.add_argument('--target', type=_positive, default=1.3, help=(
         'arrived GPU demand as a share of fleet GPUs (default: 1.3)'))
     group.add_argument('--seeds', type=int, default=1,
@@ -161,6 +167,9 @@ def load_requests(args):
                                  seed=args.seed),
             trace.dropped_fractional,
             '%s, plain VMs x%g' % (trace.source, args.plain_vm_factor))
+    if args.arrival_order != 'shuffled':
+        trace = workload.Trace(trace.requests, trace.dropped_fractional,
+                               '%s, %s' % (trace.source, args.arrival_order))
     return trace
 
 
@@ -190,6 +199,8 @@ def _run_job(args, policy, seed, progress_queue=None):
     fleet = load_fleet(args, any(not r.gpus for r in trace.requests))
     arrivals = workload.atc_protocol(trace.requests, fleet.gpu_count,
                                      args.target, seed)
+    if args.arrival_order == 'smallest-first':
+        arrivals = workload.smallest_first(arrivals)
     aliases = nova_env.AliasBook(fleet.models(),
                                  [r.models for r in arrivals])
     result = runner.run_policy(

@@ -207,6 +207,29 @@ def atc_protocol(requests, fleet_gpus, target=1.3, seed=0):
     return arrivals
 
 
+def smallest_first(arrivals):
+    """The arrivals with the GPU requests in ascending GPU count.
+
+    A cold-start stress: a new scheduler sees only small GPU guests for a
+    long while, places them, and only then the large ones that need whole
+    hosts. The plain VMs keep their places; the GPU requests are sorted
+    among the places GPU requests held (stable, so equal sizes keep their
+    order).
+
+    :param arrivals: the :class:`VMRequest` list, e.g. from
+        :func:`atc_protocol`.
+    :returns: a new list of the same requests.
+    """
+    places = [index for index, request in enumerate(arrivals)
+              if request.gpus]
+    ordered = sorted((arrivals[index] for index in places),
+                     key=lambda request: request.gpus)
+    result = list(arrivals)
+    for index, request in zip(places, ordered):
+        result[index] = request
+    return result
+
+
 def parse_mix(text):
     """Parse a size mix ``"1:0.6,2:0.2,4:0.1,8:0.1"`` (GPUs: weight).
 

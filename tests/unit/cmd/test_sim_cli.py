@@ -50,6 +50,16 @@ class SimCommandLineTest(base.BaseTestCase):
         self.assertEqual(2, status)
         self.assertIn('-1 is not above 0', text)
 
+    def test_negative_plain_vm_factor_is_refused(self):
+        status, text = self.run_sim('--plain-vm-factor', '-2')
+        self.assertEqual(2, status)
+        self.assertIn('-2 is below 0', text)
+
+    def test_unknown_arrival_order_is_refused(self):
+        status, text = self.run_sim('--arrival-order', 'largest')
+        self.assertEqual(2, status)
+        self.assertIn("invalid choice: 'largest'", text)
+
     def test_unknown_trace_lists_the_bundled_ones(self):
         status, text = self.run_sim('--trace', 'nosuch', '--no-plot')
         self.assertEqual(2, status)

@@ -193,6 +193,30 @@ class TestTraces(base.BaseTestCase):
         arrivals = workload.atc_protocol(requests, 2, 1.5, seed=0)
         self.assertEqual(['a', 'a#1', 'a#2'], [r.name for r in arrivals])
 
+    def test_scale_plain_keeps_gpu_requests_and_plain_shapes(self):
+        requests = [workload.VMRequest('g', 8, 1024, 1),
+                    workload.VMRequest('p', 4, 512, 0),
+                    workload.VMRequest('q', 2, 256, 0)]
+        scaled = workload.scale_plain(requests, 2.5, seed=3)
+        self.assertEqual(['g', 'p', 'q', 'p~1', 'q~1'],
+                         [r.name for r in scaled[:5]])
+        self.assertEqual(6, len(scaled))  # 1 GPU request + 2.5 x 2 plain
+        self.assertIn(scaled[5].name, ('p~2', 'q~2'))
+        self.assertEqual({(4, 512), (2, 256)},
+                         {(r.vcpus, r.memory_mb) for r in scaled[1:]})
+        self.assertEqual(scaled, workload.scale_plain(requests, 2.5, seed=3))
+        self.assertEqual(['g'], [r.name for r in
+                                 workload.scale_plain(requests, 0)])
+        self.assertRaises(workload.TraceError, workload.scale_plain,
+                          requests, -1)
+
+    def test_smallest_first_sorts_gpu_requests_around_plain_ones(self):
+        arrivals = [workload.VMRequest(name, 1, 1, gpus) for name, gpus in
+                    (('eight', 8), ('plain', 0), ('one', 1), ('four', 4),
+                     ('other-one', 1))]
+        self.assertEqual(['one', 'plain', 'other-one', 'four', 'eight'],
+                         [r.name for r in workload.smallest_first(arrivals)])
+
     def test_synthetic_mix(self):
         mix = workload.parse_mix('1:3,8:1')
         self.assertEqual([(1, 0.75), (8, 0.25)], mix)
