@@ -153,6 +153,34 @@ Related options:
 
 * ``[gpu_passthrough] reserved_vcpus_per_free_gpu``
 """),
+    cfg.FloatOpt(
+        'reserve_share',
+        default=0.0,
+        min=0.0,
+        max=1.0,
+        help="""
+Share of a GPU guest's vCPUs and RAM per GPU that GPUPassthroughFilter
+keeps beside each free GPU of a host, learned from the GPU guests this
+scheduler has seen (total vCPUs and RAM of the last 1,000 over their GPUs):
+a guest without GPUs passes a host with free GPUs only when it leaves
+that much per free GPU. It adapts the reserve to the cloud's own GPU
+flavors; a scheduler that has seen no GPU guest yet keeps none.
+
+Where plain guests outnumber GPU guests and share their hosts, the last
+vCPUs of a GPU host go to plain guests and its free GPUs are stranded; a
+reserve refuses some plain guests to keep those GPUs usable.
+
+Possible values:
+
+* 0.0: no learned reserve.
+* 0.0 to 1.0: that share of the learned vCPUs and RAM per GPU.
+
+Related options:
+
+* ``[gpu_passthrough] reserved_vcpus_per_free_gpu`` and
+  ``reserved_ram_mb_per_free_gpu``: fixed figures, which win over the
+  learned ones where set above 0.
+"""),
     cfg.IntOpt(
         'max_candidates_per_host',
         default=0,

@@ -14,6 +14,8 @@
 Pure module: no nova, oslo or openstacksdk import.
 """
 
+import collections
+
 from gpu_passthrough_filter.policy import host_index
 
 
@@ -51,3 +53,66 @@ def keeps_gpu_reserve(host, request, vcpus_per_gpu=0.0, ram_mb_per_gpu=0.0):
                 'a guest without GPUs would leave %g %s for %d free GPUs, '
                 'which keep %g' % (left, what, free_gpus, kept))
     return True, ''
+
+
+class LearnedShare(object):
+    """The vCPUs and RAM per GPU of the recent GPU guests.
+
+    The reserve a free GPU needs is what the next GPU guest will ask for
+    beside it; a cloud's flavors say that better than a fixed number (12
+    vCPUs per GPU on one cloud, 24 on the next), so the filter learns it
+    from the requests it sees: total vCPUs and RAM of the last ``window``
+    GPU guests over their GPUs (a GPU-weighted mean, so an 8-GPU guest
+    counts as eight GPUs' worth).
+
+    :param window: GPU requests remembered.
+    """
+
+    def __init__(self, window=1000):
+        self._recent = collections.deque(maxlen=max(int(window), 1))
+        self._gpus = self._vcpus = self._ram_mb = 0.0
+
+    def observe(self, request):
+        """Remember one request; guests without GPUs are ignored.
+
+        :param request: the :class:`~.model.GPURequest`.
+        """
+        gpus = request.gpu_count
+        if not request.wants_gpus or gpus <= 0:
+            return
+        if len(self._recent) == self._recent.maxlen:
+            self._add(*self._recent[0], sign=-1.0)
+        item = (float(gpus), max(float(request.vcpus or 0), 0.0),
+                max(float(request.ram_mb or 0), 0.0))
+        self._recent.append(item)
+        self._add(*item)
+
+    def _add(self, gpus, vcpus, ram_mb, sign=1.0):
+        self._gpus += sign * gpus
+        self._vcpus += sign * vcpus
+        self._ram_mb += sign * ram_mb
+
+    def per_gpu(self):
+        """``(vcpus, ram_mb)`` per GPU; ``(0.0, 0.0)`` before a GPU guest."""
+        if not self._recent or self._gpus <= 0:
+            return 0.0, 0.0
+        return (max(self._vcpus / self._gpus, 0.0),
+                max(self._ram_mb / self._gpus, 0.0))
+
+
+def reserve_per_gpu(explicit_vcpus, explicit_ram_mb, share, learned):
+    """The reserve GPUPassthroughFilter keeps beside each free GPU.
+
+    An explicit figure (operator's option above 0) wins; otherwise
+    ``share`` of the learned vCPUs or RAM per GPU of the recent GPU guests
+    (nothing before the first one: a cold scheduler keeps no reserve).
+
+    :param explicit_vcpus: ``reserved_vcpus_per_free_gpu``.
+    :param explicit_ram_mb: ``reserved_ram_mb_per_free_gpu``.
+    :param share: ``reserve_share``, 0.0 to 1.0.
+    :param learned: a :class:`LearnedShare`.
+    :returns: ``(vcpus, ram_mb)`` per free GPU.
+    """
+    vcpus, ram_mb = learned.per_gpu()
+    return (float(explicit_vcpus) if explicit_vcpus else share * vcpus,
+            float(explicit_ram_mb) if explicit_ram_mb else share * ram_mb)

@@ -58,6 +58,12 @@ class GPUPassthroughFilter(filters.BaseHostFilter):
     #: the process's log (one per nova-scheduler worker).
     requests = request_log.REQUESTS
 
+    def __init__(self):
+        super(GPUPassthroughFilter, self).__init__()
+        #: vCPUs and RAM per GPU of the recent GPU guests, for the reserve
+        #: kept beside free GPUs (``[gpu_passthrough] reserve_share``).
+        self.share = reservation.LearnedShare()
+
     def use_log(self, log):
         """Record into ``log`` instead (a simulated scheduler worker).
 
@@ -77,9 +83,11 @@ class GPUPassthroughFilter(filters.BaseHostFilter):
         passed = list(super(GPUPassthroughFilter, self).filter_all(
             hosts, spec_obj))
         try:
-            self.requests.record(spec_obj, request_view.request_seen(
+            seen = request_view.request_seen(
                 passed or hosts, spec_obj, CONF.gpu_passthrough,
-                CONF.filter_scheduler.pci_in_placement))
+                CONF.filter_scheduler.pci_in_placement)
+            self.requests.record(spec_obj, seen)
+            self.share.observe(seen)
         except extra_specs.InvalidExtraSpec:
             pass  # logged once for the request by host_view
         except Exception:
@@ -115,8 +123,10 @@ class GPUPassthroughFilter(filters.BaseHostFilter):
     def _host_passes(self, host_state, spec_obj):
         opts = CONF.gpu_passthrough
         request_facts = request_view.cached_request_facts(spec_obj, opts)
-        reserve = (opts.reserved_vcpus_per_free_gpu,
-                   opts.reserved_ram_mb_per_free_gpu)
+        reserve = reservation.reserve_per_gpu(
+            opts.reserved_vcpus_per_free_gpu,
+            opts.reserved_ram_mb_per_free_gpu, opts.reserve_share,
+            self.share)
         if not request_facts.asks and not any(reserve):
             return True
         facts = host_view.host_facts(host_state, opts)

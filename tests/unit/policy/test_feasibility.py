@@ -434,6 +434,46 @@ class GPUReserveTest(base.BaseTestCase):
             self.assertEqual(ok, not reason, name)
 
 
+class LearnedShareTest(base.BaseTestCase):
+    """LearnedShare: vCPUs and RAM per GPU of the recent GPU guests."""
+
+    def test_cold_and_plain_guests_learn_nothing(self):
+        share = reservation.LearnedShare()
+        self.assertEqual((0.0, 0.0), share.per_gpu())
+        share.observe(shapes.request(0, vcpus=64, ram_mb=10 ** 6))
+        self.assertEqual((0.0, 0.0), share.per_gpu())
+
+    def test_mean_is_weighted_by_gpus(self):
+        """An 8-GPU guest counts as eight GPUs' worth, not one guest."""
+        share = reservation.LearnedShare()
+        share.observe(shapes.request(8, vcpus=96, ram_mb=8 * 1000))
+        share.observe(shapes.request(1, vcpus=24, ram_mb=1000))
+        self.assertEqual((120 / 9, 1000.0), share.per_gpu())
+
+    def test_the_window_forgets_the_oldest(self):
+        share = reservation.LearnedShare(window=2)
+        share.observe(shapes.request(1, vcpus=100, ram_mb=100))
+        share.observe(shapes.request(1, vcpus=10, ram_mb=10))
+        share.observe(shapes.request(1, vcpus=20, ram_mb=30))
+        self.assertEqual((15.0, 20.0), share.per_gpu())
+
+    def test_reserve_per_gpu(self):
+        share = reservation.LearnedShare()
+        self.assertEqual((0.0, 0.0),
+                         reservation.reserve_per_gpu(0, 0, 0.5, share))
+        share.observe(shapes.request(2, vcpus=24, ram_mb=4096))
+        cases = [
+            ('half the learned figures', (0, 0, 0.5), (6.0, 1024.0)),
+            ('no share, no reserve', (0, 0, 0.0), (0.0, 0.0)),
+            ('an explicit figure wins', (3, 0, 0.5), (3.0, 1024.0)),
+            ('each figure on its own', (0, 512, 1.0), (12.0, 512.0)),
+        ]
+        for name, args, expected in cases:
+            self.assertEqual(
+                expected, reservation.reserve_per_gpu(*args, learned=share),
+                name)
+
+
 class SearchBudgetTest(base.BaseTestCase):
     """A search cut short says so, and the scope counts as not fitting."""
 

@@ -355,6 +355,29 @@ class GPUReserveTest(FilterTestCase):
             self.passing(self.states(),
                          fakes.flavor(None, vcpus=1, memory_mb=1024)))
 
+    def test_learned_reserve(self):
+        """reserve_share 0.5 of 24 vCPUs per GPU seen: 12 per free GPU."""
+        self.flags(reserve_share=0.5)
+        self.passing(self.states(), fakes.flavor('h100:1', vcpus=24))
+        self.assertEqual(
+            ['gpu-spare', 'gpu-busy', 'cpu-only'],
+            self.passing(self.states(), fakes.flavor(None, vcpus=16)))
+        self.assertIn('which keep 96', self.log.output)
+
+    def test_a_cold_scheduler_keeps_no_learned_reserve(self):
+        """No GPU guest seen yet: the plain guest passes every host."""
+        self.flags(reserve_share=0.5)
+        self.assertEqual(
+            ['gpu-full-reserve', 'gpu-spare', 'gpu-busy', 'cpu-only'],
+            self.passing(self.states(), fakes.flavor(None, vcpus=16)))
+
+    def test_the_operators_figure_wins_over_the_learned_one(self):
+        """reserved_vcpus_per_free_gpu 1 overrides 0.5 x 24."""
+        self.flags(reserve_share=0.5, reserved_vcpus_per_free_gpu=1.0)
+        self.passing(self.states(), fakes.flavor('h100:1', vcpus=24))
+        self.assertIn('gpu-full-reserve', self.passing(
+            self.states(), fakes.flavor(None, vcpus=16)))
+
     def test_gpu_guests_are_not_held_back(self):
         """A 1-GPU guest with 90 vCPUs still passes gpu-full-reserve."""
         self.flags(reserved_vcpus_per_free_gpu=12.0)
