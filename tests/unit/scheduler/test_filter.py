@@ -331,8 +331,10 @@ class GPUReserveTest(FilterTestCase):
             fakes.host_state('cpu-only', vcpus=16),
         ]
 
-    def test_off_by_default(self):
+    def test_off(self):
         """No reserve: a plain guest passes every host."""
+        self.flags(reserve_share=0.0)
+        self.passing(self.states(), fakes.flavor('h100:1', vcpus=24))
         self.assertEqual(
             ['gpu-full-reserve', 'gpu-spare', 'gpu-busy', 'cpu-only'],
             self.passing(self.states(), fakes.flavor(None, vcpus=16)))
